@@ -1,0 +1,1 @@
+"""Gatecheck appliance: reads travel documents at the counter and gives verdicts offline."""

@@ -1,0 +1,1 @@
+"""Gatecheck hardware: scanner, camera and indicator drivers for the counter appliance."""

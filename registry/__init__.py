@@ -1,0 +1,1 @@
+"""Gatecheck registry: the central service where lists are kept, reviewed and published."""

@@ -1,0 +1,1 @@
+"""Gatecheck sync: the contracts shared by registry and devices, and the sync agent."""
