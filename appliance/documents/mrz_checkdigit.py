@@ -1,0 +1,107 @@
+"""ICAO Doc 9303 check digits, and the OCR repairs a check digit can confirm.
+
+The check digit (Doc 9303 Part 3, section 4.9) weights the characters 7, 3, 1,
+7, 3, 1, ... and takes the sum modulo 10, reading digits as themselves, A..Z as
+10..35 and the filler ``<`` as 0.
+
+OCR engines confuse a few MRZ characters (O/0, I/1, B/8, S/5, and ``<`` read as
+K). A swap is only trusted when a check digit that failed passes afterwards, so
+the helpers here enumerate swaps and report whether exactly one minimal reading
+fits. Enumeration is capped so no input can make it slow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from enum import Enum
+from itertools import combinations
+
+_WEIGHTS = (7, 3, 1)
+_VALUES = {ch: i for i, ch in enumerate("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ")}
+_VALUES["<"] = 0
+
+# The confusions Doc 9303's OCR-B font invites, by the type a field must have.
+DIGIT_FOR_LETTER = {"O": "0", "I": "1", "B": "8", "S": "5"}
+LETTER_FOR_DIGIT = {digit: letter for letter, digit in DIGIT_FOR_LETTER.items()}
+# In an alphanumeric field either reading may be the true one; a `<` misread as
+# K only goes one way (a printed K is never read as `<`).
+SWAPS = {**DIGIT_FOR_LETTER, **LETTER_FOR_DIGIT, "K": "<"}
+
+# At most this many confusable characters are considered, and at most this many
+# swapped at once: 16 + 120 + 560 candidates, each a few check-digit sums.
+MAX_SWAP_POSITIONS = 16
+MAX_SWAPS = 3
+
+
+def check_digit(field: str) -> str:
+    """The Doc 9303 Part 3 section 4.9 check digit of ``field``, as a character.
+
+    Raises ValueError for a character outside ``A-Z 0-9 <``.
+    """
+    total = 0
+    for i, ch in enumerate(field):
+        value = _VALUES.get(ch)
+        if value is None:
+            raise ValueError(f"{ch!r} is not an MRZ character")
+        total += value * _WEIGHTS[i % 3]
+    return str(total % 10)
+
+
+def digit_passes(field: str, digit: str, *, filler_allowed: bool = False) -> bool:
+    """True when ``digit`` is the check digit of ``field``.
+
+    With ``filler_allowed``, ``<`` is also accepted for a field that is all
+    fillers (Doc 9303 Part 4 section 4.2.2: an empty personal number may carry
+    ``<`` instead of 0).
+    """
+    if digit == "<":
+        return filler_allowed and field.strip("<") == ""
+    if digit not in "0123456789" or any(ch not in _VALUES for ch in field):
+        return False
+    return check_digit(field) == digit
+
+
+def as_digits(text: str) -> str:
+    """``text`` with every letter that OCR-B confuses with a digit replaced by that digit."""
+    return "".join(DIGIT_FOR_LETTER.get(ch, ch) for ch in text)
+
+
+def as_letters(text: str) -> str:
+    """``text`` with every digit that OCR-B confuses with a letter replaced by that letter."""
+    return "".join(LETTER_FOR_DIGIT.get(ch, ch) for ch in text)
+
+
+class Outcome(Enum):
+    REPAIRED = "repaired"
+    AMBIGUOUS = "ambiguous"
+    TOO_MANY = "too_many"
+    NOT_FOUND = "not_found"
+
+
+def unique_minimal_repair(
+    text: str, positions: Iterable[int], accept: Callable[[str], bool]
+) -> tuple[str | None, Outcome]:
+    """The one reading of ``text`` with fewest confusable swaps that ``accept`` takes.
+
+    Only characters at ``positions`` that appear in :data:`SWAPS` are swapped.
+    Returns ``(repaired, REPAIRED)`` when exactly one candidate with the fewest
+    swaps is accepted, otherwise ``(None, reason)``: two readings fitting the
+    check digits equally well means the digits cannot tell which is true.
+    """
+    swappable = [p for p in dict.fromkeys(positions) if 0 <= p < len(text) and text[p] in SWAPS]
+    if len(swappable) > MAX_SWAP_POSITIONS:
+        return None, Outcome.TOO_MANY
+    for count in range(1, min(MAX_SWAPS, len(swappable)) + 1):
+        found: list[str] = []
+        for chosen in combinations(swappable, count):
+            chars = list(text)
+            for p in chosen:
+                chars[p] = SWAPS[chars[p]]
+            candidate = "".join(chars)
+            if accept(candidate):
+                found.append(candidate)
+                if len(found) > 1:
+                    return None, Outcome.AMBIGUOUS
+        if found:
+            return found[0], Outcome.REPAIRED
+    return None, Outcome.NOT_FOUND
