@@ -56,6 +56,7 @@ _REPEATED_FIELDS: tuple[tuple[str, int], ...] = (
 
 _ASCII_UPPER = str.maketrans("abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
 _HEX2 = re.compile(r"[0-9A-Fa-f]{2}")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _AIM_PREFIX = re.compile(r"\][A-Za-z][0-9A-Za-z]")  # ISO/IEC 15424 symbology identifier
 
 # Titles recognised as a separate last given-name token ("SMITH/JOHN MR").
@@ -254,11 +255,12 @@ def _repair_framing(text: str, state: _State) -> str:
 def _mandatory(cur: _Cursor, width: int, what: str, state: _State) -> str:
     """Mandatory items: printable, upper-case (lowercase is repaired with a warning)."""
     chunk = cur.take(width, what)
-    for offset, char in enumerate(chunk):
-        if ord(char) < 0x20 or ord(char) == 0x7F:
-            raise MalformedBCBP(
-                f"control character {char!r} in {what} at position {cur.pos - width + offset + 1}"
-            )
+    control = _CONTROL.search(chunk)
+    if control:
+        raise MalformedBCBP(
+            f"control character {control.group()!r} in {what} "
+            f"at position {cur.pos - width + control.start() + 1}"
+        )
     upper = chunk.translate(_ASCII_UPPER)  # ASCII only: 'ß'.upper() would shift fields
     if upper != chunk:
         state.warnings.append(f"lowercase letters in {what} upper-cased")
@@ -278,11 +280,14 @@ def _hex_size(text: str, what: str) -> int:
 
 def _split(text: str, fields: tuple[tuple[str, int], ...]) -> dict[str, str | None]:
     """Fixed-width fields, blank-trimmed; missing or blank fields are None."""
+    if not text:
+        return dict.fromkeys(name for name, _ in fields)
     out: dict[str, str | None] = {}
     pos = 0
     for name, width in fields:
-        out[name] = text[pos:pos + width].strip() or None
-        pos += width
+        end = pos + width
+        out[name] = text[pos:end].strip() or None
+        pos = end
     return out
 
 
@@ -302,11 +307,13 @@ def _read_block(cur: _Cursor, fields: tuple[tuple[str, int], ...], what: str,
             f"{what} declares {size} characters but only {len(body)} are present; "
             f"read what is there"
         )
-    known = 0
-    for name, width in fields:
-        if known < len(body) < known + width:
-            state.warnings.append(f"{what} ends inside {name}; kept the partial value")
-        known += width
+    known = sum(width for _, width in fields)
+    if len(body) < known:
+        start = 0
+        for name, width in fields:
+            if start < len(body) < start + width:
+                state.warnings.append(f"{what} ends inside {name}; kept the partial value")
+            start += width
     return _split(body, fields), body[known:] or None
 
 

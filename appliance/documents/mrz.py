@@ -11,6 +11,7 @@ repair, and every repair is reported as a warning naming the field.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import date, datetime
 from itertools import accumulate
@@ -32,6 +33,8 @@ __all__ = ["check_digit", "looks_like_mrz", "parse_mrz"]
 
 _LETTERS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
 _ALPHABET = _LETTERS | frozenset("0123456789<")
+_LINE_CHARS = re.compile(r"[0-9A-Z<]*")
+_DIGIT = re.compile(r"[0-9]")
 _UPPER = str.maketrans("abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
 # Total characters -> line width: 3x30 (TD1), 2x36 (TD2, MRV-B), 2x44 (TD3, MRV-A).
 _WIDTH_FOR_TOTAL = {90: 30, 72: 36, 88: 44}
@@ -140,7 +143,7 @@ def looks_like_mrz(text: str | bytes) -> bool:
     return (
         (first in _LETTERS or first in LETTER_FOR_DIGIT)
         and "<" in joined
-        and all(ch in _ALPHABET for ch in joined)
+        and _LINE_CHARS.fullmatch(joined) is not None
     )
 
 
@@ -190,6 +193,8 @@ def _describe_lengths(pieces: list[str]) -> str:
 
 
 def _refuse_illegal_characters(lines: list[str]) -> None:
+    if all(_LINE_CHARS.fullmatch(line) for line in lines):
+        return
     for row, line in enumerate(lines, 1):
         for col, ch in enumerate(line, 1):
             if ch not in _ALPHABET:
@@ -232,7 +237,7 @@ def _repair_by_type(text: str, spec: _Spec, warnings: list[str]) -> str:
             warnings.append(f"{name}: read {raw.rstrip('<')!r} as {fixed.rstrip('<')!r} "
                             "(only letters are valid here)")
             text = _splice(text, where, fixed)
-        if any(ch.isdigit() for ch in fixed):
+        if _DIGIT.search(fixed):
             warnings.append(f"{name}: {fixed.rstrip('<')!r} holds a digit, where only letters are valid")
     if text[0] not in _LETTERS:
         raise MalformedMRZ(f"document code {text[0:2]!r} does not start with a letter")

@@ -12,6 +12,7 @@ fits. Enumeration is capped so no input can make it slow.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 from enum import Enum
 from itertools import combinations
@@ -19,10 +20,15 @@ from itertools import combinations
 _WEIGHTS = (7, 3, 1)
 _VALUES = {ch: i for i, ch in enumerate("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ")}
 _VALUES["<"] = 0
+_MRZ_CHARS = re.compile(r"[0-9A-Z<]*")
+# Byte -> value table, so a check digit is three slice sums (the hot path).
+_VALUE_BYTES = bytes(_VALUES.get(chr(b), 0) for b in range(256))
 
 # The confusions Doc 9303's OCR-B font invites, by the type a field must have.
 DIGIT_FOR_LETTER = {"O": "0", "I": "1", "B": "8", "S": "5"}
 LETTER_FOR_DIGIT = {digit: letter for letter, digit in DIGIT_FOR_LETTER.items()}
+_TO_DIGITS = str.maketrans(DIGIT_FOR_LETTER)
+_TO_LETTERS = str.maketrans(LETTER_FOR_DIGIT)
 # In an alphanumeric field either reading may be the true one; a `<` misread as
 # K only goes one way (a printed K is never read as `<`).
 SWAPS = {**DIGIT_FOR_LETTER, **LETTER_FOR_DIGIT, "K": "<"}
@@ -38,12 +44,11 @@ def check_digit(field: str) -> str:
 
     Raises ValueError for a character outside ``A-Z 0-9 <``.
     """
-    total = 0
-    for i, ch in enumerate(field):
-        value = _VALUES.get(ch)
-        if value is None:
-            raise ValueError(f"{ch!r} is not an MRZ character")
-        total += value * _WEIGHTS[i % 3]
+    if not _MRZ_CHARS.fullmatch(field):
+        bad = next(ch for ch in field if ch not in _VALUES)
+        raise ValueError(f"{bad!r} is not an MRZ character")
+    values = field.encode("ascii").translate(_VALUE_BYTES)
+    total = 7 * sum(values[0::3]) + 3 * sum(values[1::3]) + sum(values[2::3])
     return str(total % 10)
 
 
@@ -56,19 +61,19 @@ def digit_passes(field: str, digit: str, *, filler_allowed: bool = False) -> boo
     """
     if digit == "<":
         return filler_allowed and field.strip("<") == ""
-    if digit not in "0123456789" or any(ch not in _VALUES for ch in field):
+    if len(digit) != 1 or digit not in "0123456789" or not _MRZ_CHARS.fullmatch(field):
         return False
     return check_digit(field) == digit
 
 
 def as_digits(text: str) -> str:
     """``text`` with every letter that OCR-B confuses with a digit replaced by that digit."""
-    return "".join(DIGIT_FOR_LETTER.get(ch, ch) for ch in text)
+    return text.translate(_TO_DIGITS)
 
 
 def as_letters(text: str) -> str:
     """``text`` with every digit that OCR-B confuses with a letter replaced by that letter."""
-    return "".join(LETTER_FOR_DIGIT.get(ch, ch) for ch in text)
+    return text.translate(_TO_LETTERS)
 
 
 class Outcome(Enum):
