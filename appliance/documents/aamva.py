@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from .aamva_tables import COUNTRY_CODES, DATE_FORMAT_BY_COUNTRY, IIN_TABLE, KNOWN_ELEMENT_IDS
-from .errors import EmptyInput, InputTooLarge, MalformedAAMVA
-from .model import FORMAT_AAMVA, MAX_PAYLOAD_BYTES, Document, as_text
+from .errors import MalformedAAMVA
+from .model import FORMAT_AAMVA, Document, checked_text
 
 LF, RS, CR = "\n", "\x1e", "\r"
 # Compliance indicator and the three separators the header declares (D.12.3).
@@ -55,7 +55,7 @@ _SPACE_FILLED = {"DAK"}
 
 def parse_aamva(data: bytes | str, *, today: date | None = None) -> Document:
     """Parse an AAMVA DL/ID PDF417 payload; MalformedAAMVA when it cannot be read."""
-    text = _checked_text(data)
+    text = checked_text(data)
     today = today or date.today()
     notes = _Notes()
     text = _repair_line_endings(text, notes)
@@ -90,21 +90,6 @@ class _Notes:
 # --------------------------------------------------------------------------- input and header
 
 
-def _checked_text(data: bytes | str) -> str:
-    if data is None:
-        raise EmptyInput("empty payload: nothing was scanned")
-    if isinstance(data, str):
-        size = len(data) if len(data) > MAX_PAYLOAD_BYTES else len(data.encode("utf-8", "replace"))
-    else:
-        size = len(data)
-    if size > MAX_PAYLOAD_BYTES:
-        raise InputTooLarge(
-            f"payload is {size} bytes; a travel document is at most {MAX_PAYLOAD_BYTES} bytes"
-        )
-    text = as_text(data)
-    if not text.strip():
-        raise EmptyInput("empty payload: nothing was scanned")
-    return text
 
 
 def _repair_line_endings(text: str, notes: _Notes) -> str:

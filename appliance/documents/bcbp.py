@@ -27,8 +27,8 @@ import re
 from datetime import date, timedelta
 from typing import Any
 
-from .errors import EmptyInput, InputTooLarge, MalformedBCBP
-from .model import FORMAT_BCBP, MAX_PAYLOAD_BYTES, Document, Leg, as_text
+from .errors import MalformedBCBP
+from .model import FORMAT_BCBP, Document, Leg, checked_text
 
 __all__ = ["julian_to_date", "parse_bcbp", "split_passenger_name"]
 
@@ -113,7 +113,7 @@ def parse_bcbp(data: bytes | str, *, today: date | None = None) -> Document:
     """
     reference = today if today is not None else date.today()
     state = _State()
-    text = _repair_framing(_checked_text(data), state)
+    text = _repair_framing(checked_text(data), state)
     cur = _Cursor(text)
 
     head = text[:2].translate(_ASCII_UPPER)
@@ -223,19 +223,6 @@ def split_passenger_name(raw: str) -> tuple[str | None, str | None, str | None]:
 # -- framing and mandatory items -------------------------------------------------
 
 
-def _checked_text(data: bytes | str) -> str:
-    if isinstance(data, str):
-        size = len(data) if len(data) > MAX_PAYLOAD_BYTES else len(data.encode("utf-8", "replace"))
-    else:
-        size = len(data)
-    if size > MAX_PAYLOAD_BYTES:
-        raise InputTooLarge(
-            f"payload is {size} bytes; a travel document is at most {MAX_PAYLOAD_BYTES} bytes"
-        )
-    text = as_text(data)
-    if not text.strip():
-        raise EmptyInput("empty payload: nothing was scanned")
-    return text
 
 
 def _repair_framing(text: str, state: _State) -> str:

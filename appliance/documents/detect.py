@@ -11,8 +11,8 @@ from datetime import date
 
 from .aamva import parse_aamva
 from .bcbp import parse_bcbp
-from .errors import EmptyInput, InputTooLarge, UnknownFormat
-from .model import FORMAT_AAMVA, FORMAT_BCBP, FORMAT_MRZ, MAX_PAYLOAD_BYTES, Document, as_text
+from .errors import UnknownFormat
+from .model import FORMAT_AAMVA, FORMAT_BCBP, FORMAT_MRZ, Document, checked_text
 from .mrz import looks_like_mrz, parse_mrz
 
 # AAMVA: '@' compliance indicator, or the file type within the first bytes
@@ -24,7 +24,7 @@ _BCBP_HEAD = re.compile(r"^\s*M[1-4]")
 
 def detect_format(data: bytes | str) -> str:
     """The format name of a payload, or UnknownFormat/EmptyInput/InputTooLarge."""
-    text = _checked_text(data)
+    text = checked_text(data)
     if _AAMVA_HEAD.search(text[:64]):
         return FORMAT_AAMVA
     if _BCBP_HEAD.match(text):
@@ -41,15 +41,3 @@ def parse_payload(data: bytes | str, *, today: date | None = None) -> Document:
     fmt = detect_format(data)
     parser = {FORMAT_AAMVA: parse_aamva, FORMAT_BCBP: parse_bcbp, FORMAT_MRZ: parse_mrz}[fmt]
     return parser(data, today=today)
-
-
-def _checked_text(data: bytes | str) -> str:
-    size = len(data)  # bytes, or characters of text already decoded byte for byte
-    if size > MAX_PAYLOAD_BYTES:
-        raise InputTooLarge(
-            f"payload is {size} bytes; a travel document is at most {MAX_PAYLOAD_BYTES} bytes"
-        )
-    text = as_text(data)
-    if not text.strip():
-        raise EmptyInput("empty payload: nothing was scanned")
-    return text

@@ -106,6 +106,29 @@ class Document:
         return out
 
 
+def checked_text(data: bytes | str) -> str:
+    """The payload as text, after the size and emptiness checks every parser shares.
+
+    Size is counted in bytes, or in characters for text (which was decoded
+    byte for byte), before anything else looks at the payload.
+    """
+    from .errors import EmptyInput, InputTooLarge
+
+    if data is None:
+        raise EmptyInput("empty payload: nothing was scanned")
+    if not isinstance(data, (str, bytes, bytearray, memoryview)):
+        raise TypeError(f"a payload is bytes or str, not {type(data).__name__}")
+    size = memoryview(data).nbytes if not isinstance(data, str) else len(data)
+    if size > MAX_PAYLOAD_BYTES:
+        raise InputTooLarge(
+            f"payload is {size} bytes; a travel document is at most {MAX_PAYLOAD_BYTES} bytes"
+        )
+    text = as_text(data)
+    if not text.strip():
+        raise EmptyInput("empty payload: nothing was scanned")
+    return text
+
+
 def as_text(data: bytes | str) -> str:
     """Payload bytes as text, byte for byte (Latin-1 maps every byte to one code point)."""
     if isinstance(data, (bytes, bytearray, memoryview)):

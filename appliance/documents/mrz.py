@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from itertools import accumulate
 
-from .errors import EmptyInput, InputTooLarge, MalformedMRZ
-from .model import FORMAT_MRZ, MAX_PAYLOAD_BYTES, Document, as_text
+from .errors import MalformedMRZ
+from .model import FORMAT_MRZ, MAX_PAYLOAD_BYTES, Document, as_text, checked_text
 from .mrz_checkdigit import (
     DIGIT_FOR_LETTER,
     LETTER_FOR_DIGIT,
@@ -108,7 +108,7 @@ def parse_mrz(data: bytes | str, *, today: date | None = None) -> Document:
     or MalformedMRZ; check digit failures only clear ``valid``.
     """
     today = _as_day(today)
-    raw_lines = _lines_of(_text_of(data))
+    raw_lines = _lines_of(checked_text(data))
     warnings: list[str] = []
     lines = [line.translate(_UPPER) for line in raw_lines]
     if lines != raw_lines:
@@ -156,19 +156,6 @@ def _as_day(today: date | None) -> date:
     return today.date() if isinstance(today, datetime) else today
 
 
-def _text_of(data: bytes | str) -> str:
-    if isinstance(data, str):
-        size = len(data) if len(data) > MAX_PAYLOAD_BYTES else len(data.encode("utf-8", "surrogatepass"))
-    elif isinstance(data, (bytes, bytearray, memoryview)):
-        size = memoryview(data).nbytes
-    else:
-        raise TypeError(f"parse_mrz takes bytes or str, not {type(data).__name__}")
-    if size > MAX_PAYLOAD_BYTES:
-        raise InputTooLarge(f"MRZ payload of {size} bytes is over the {MAX_PAYLOAD_BYTES}-byte limit")
-    text = as_text(data)
-    if not text.strip():
-        raise EmptyInput("no MRZ text: the input is empty or only whitespace")
-    return text
 
 
 def _lines_of(text: str) -> list[str]:
