@@ -217,13 +217,22 @@ def identity_from_document(doc: "Document") -> Identity:
     if doc.format == "aamva":
         cls = DocumentClass.ID_CARD if doc.document_code == "ID" else DocumentClass.DRIVER_LICENCE
         issuer = _safe_issuer(doc.issuing_country, doc.issuing_authority)
+    elif doc.format == "manual":  # typed at the counter: the code is the class letter
+        try:
+            cls = DocumentClass(doc.document_code)
+        except ValueError:
+            raise IdentityError(f"{doc.document_code!r} is not a document class letter") from None
+        issuer = _safe_issuer(doc.issuing_country, doc.issuing_authority)
     else:
         code = (doc.document_code or "I")[:1]
         cls = _MRZ_CLASSES.get(code, DocumentClass.ID_CARD)
         issuer = _safe_issuer(doc.issuing_country, None)
     number = normalise_document_number(doc.document_number)
     weak_reason = None
-    if number is None or issuer is None:
+    if isinstance(issuer, IdentityError):
+        weak_reason = f"{issuer}, so only the name can be checked"
+        issuer = None
+    elif number is None or issuer is None:
         weak_reason = "the document gives no usable number and issuer, so only the name can be checked"
     return Identity(
         cls, issuer, number, surnames, given, doc.date_of_birth,
@@ -231,8 +240,9 @@ def identity_from_document(doc: "Document") -> Identity:
     )
 
 
-def _safe_issuer(country: str | None, jurisdiction: str | None) -> str | None:
+def _safe_issuer(country: str | None, jurisdiction: str | None) -> str | IdentityError | None:
+    """The issuer, or the reason it is unusable (which makes the identity weak)."""
     try:
         return normalise_issuer(country, jurisdiction)
-    except IdentityError:
-        return None
+    except IdentityError as exc:
+        return exc

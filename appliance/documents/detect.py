@@ -18,17 +18,20 @@ from .mrz import looks_like_mrz, parse_mrz
 # AAMVA: '@' compliance indicator, or the file type within the first bytes
 # (keyboard-wedge scanners drop or prefix the first characters).
 _AAMVA_HEAD = re.compile(r"^\s*@|ANSI |AAMVA")
-# IATA Resolution 792: format code 'M' and the number of legs, 1-4.
-_BCBP_HEAD = re.compile(r"^\s*M[1-4]")
+# IATA Resolution 792: format code 'M' and the number of legs, 1-4, after an
+# optional ISO/IEC 15424 symbology identifier (]L2, ]z0) that scanners prepend.
+_BCBP_HEAD = re.compile(r"^\s*(?:\][A-Za-z][0-9A-Za-z])?[Mm][1-4]")
 
 
 def detect_format(data: bytes | str) -> str:
     """The format name of a payload, or UnknownFormat/EmptyInput/InputTooLarge."""
     text = checked_text(data)
-    if _AAMVA_HEAD.search(text[:64]):
-        return FORMAT_AAMVA
+    # BCBP first: its head is anchored, and a passenger named ANSI must not
+    # turn a boarding pass into a licence.
     if _BCBP_HEAD.match(text):
         return FORMAT_BCBP
+    if _AAMVA_HEAD.search(text[:64]):
+        return FORMAT_AAMVA
     if looks_like_mrz(text):
         return FORMAT_MRZ
     raise UnknownFormat(

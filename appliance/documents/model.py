@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from typing import Any
+
+from .errors import EmptyInput, InputTooLarge
 
 # Every parser refuses payloads larger than this before looking at them, so no
 # input can make parsing slow. Real documents are well under 4 KiB.
@@ -112,8 +114,6 @@ def checked_text(data: bytes | str) -> str:
     Size is counted in bytes, or in characters for text (which was decoded
     byte for byte), before anything else looks at the payload.
     """
-    from .errors import EmptyInput, InputTooLarge
-
     if data is None:
         raise EmptyInput("empty payload: nothing was scanned")
     if not isinstance(data, (str, bytes, bytearray, memoryview)):
@@ -127,6 +127,13 @@ def checked_text(data: bytes | str) -> str:
     if not text.strip():
         raise EmptyInput("empty payload: nothing was scanned")
     return text
+
+
+def reference_day(today: date | datetime | None) -> date:
+    """The reference date a parser works with: a datetime counts as its date."""
+    if today is None:
+        return date.today()
+    return today.date() if isinstance(today, datetime) else today
 
 
 def as_text(data: bytes | str) -> str:

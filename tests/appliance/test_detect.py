@@ -32,6 +32,15 @@ def test_each_format_is_recognised_by_its_shape(payload, fmt):
     assert parse_payload(payload).format == fmt
 
 
+@pytest.mark.parametrize(
+    "payload",
+    ["]L2" + BCBP, "]z0" + BCBP, BCBP.lower(), "M1MUELLER/ANSI MR     EABC123 YULFRAAC 0834 326J001A0025 100"],
+)
+def test_boarding_pass_with_scanner_prefix_lowercase_or_odd_name_is_still_a_boarding_pass(payload):
+    assert detect_format(payload) == "bcbp"
+    assert parse_payload(payload).legs[0].flight_number == "0834"
+
+
 def test_bytes_and_text_payloads_parse_the_same():
     assert parse_payload(TD3.encode()).to_dict() == parse_payload(TD3).to_dict()
 

@@ -172,3 +172,20 @@ def test_any_permutation_of_name_tokens_gives_the_same_person_token(names, rnd):
 def test_normalised_names_are_plain_a_to_z(text):
     for token in normalise_name(text):
         assert token and all("A" <= ch <= "Z" for ch in token)
+
+
+def test_manually_typed_licence_gives_the_same_document_token_as_its_barcode():
+    typed = Document(format="manual", document_code="D", document_number="d 123-4567",
+                     surname="Public", issuing_country="usa", issuing_authority="ca")
+    scanned = Document(format="aamva", document_code="DL", document_number="D1234567",
+                       surname="PUBLIC", issuing_country="USA", issuing_authority="CA")
+    assert identity_from_document(typed).tokens(KEY).document == \
+        identity_from_document(scanned).tokens(KEY).document
+
+
+def test_unusable_issuer_makes_a_weak_identity_that_says_why():
+    doc = Document(format="mrz", document_code="P", document_number="X1", issuing_country="U7O",
+                   surname="X", given_names="Y")
+    identity = identity_from_document(doc)
+    assert identity.weak and identity.issuer is None
+    assert "'U7O' is not an ISO 3166-1 alpha-3 code" in identity.weak_reason
