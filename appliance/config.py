@@ -138,6 +138,9 @@ def _scopes(source: str, key: str, value: Any) -> frozenset[str]:
     return frozenset(items)
 
 
+_MAX_HOURS = 24 * 366 * 10
+
+
 def _positive_hours(source: str, key: str, value: Any) -> float:
     number: float | None = None
     if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -149,6 +152,8 @@ def _positive_hours(source: str, key: str, value: Any) -> float:
             number = None
     if number is None or not math.isfinite(number) or number <= 0:
         raise ConfigError(source, key, f"must be a positive number, got {value!r}")
+    if number > _MAX_HOURS:
+        raise ConfigError(source, key, f"must be at most {_MAX_HOURS} hours (10 years), got {value!r}")
     return number
 
 
