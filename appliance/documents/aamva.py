@@ -18,12 +18,12 @@ and its dates are real dates.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
+from typing import NamedTuple
 
 from .aamva_tables import COUNTRY_CODES, DATE_FORMAT_BY_COUNTRY, IIN_TABLE, KNOWN_ELEMENT_IDS
 from .errors import MalformedAAMVA
-from .model import FORMAT_AAMVA, Document, checked_text
+from .model import FORMAT_AAMVA, Document, checked_text, reference_day
 
 LF, RS, CR = "\n", "\x1e", "\r"
 # Compliance indicator and the three separators the header declares (D.12.3).
@@ -31,10 +31,11 @@ HEADER_PREFIX = "@" + LF + RS + CR
 SUPPORTED_VERSIONS = range(1, 12)
 
 _FILE_TYPE = re.compile(r"(ANSI ?|AAMVA)(?=[0-9]{6})")
-_AT_AND_SEPARATORS = re.compile(r"@([\n\r\x1e]*)\Z")
+# How far before the file type a '@' still counts as the compliance indicator:
+# its 3 separators plus a little damage ('@' LF 'N' CR on some cards).
+_AT_REACH = 8
 _TRAILING_SEPARATORS = re.compile(r"[\n\r\x1e]*\Z")
 _TWO_DIGITS = re.compile(r"[0-9]{2}")
-_FOUR_DIGITS = re.compile(r"[0-9]{4}")
 _EIGHT_DIGITS = re.compile(r"[0-9]{8}")
 _SUBFILE_TYPE = re.compile(r"[A-Z]{2}")
 _ELEMENT_ID = re.compile(r"[A-Z]{2}[A-Z0-9]")
@@ -49,21 +50,28 @@ _SEX_CODES = {"1": "M", "2": "F", "9": "X", "M": "M", "F": "F", "X": "X"}
 _NO_NAME = {"NONE", "UNAVL", "UNAVAILABLE", "NMN"}
 _PLAUSIBLE_YEARS = range(1900, 2100)
 _DATE_ELEMENTS = {"DBB": "date of birth", "DBA": "expiry date", "DBD": "issue date"}
+# DBA values that are no date: all 9s marks a non-expiring credential, all 0s
+# an expiry left blank (zero-filled). Either way there is no expiry date.
+_NO_EXPIRY = {"99999999": "non-expiring credential", "00000000": "no expiry date recorded"}
 # Fixed-length fields the standard itself fills with spaces: trimmed without a warning.
 _SPACE_FILLED = {"DAK"}
 
 
-def parse_aamva(data: bytes | str, *, today: date | None = None) -> Document:
-    """Parse an AAMVA DL/ID PDF417 payload; MalformedAAMVA when it cannot be read."""
+def parse_aamva(data: bytes | str, *, today: date | datetime | None = None) -> Document:
+    """Parse an AAMVA DL/ID PDF417 payload; MalformedAAMVA when it cannot be read.
+
+    ``today`` (a datetime counts as its date) only judges the date of birth.
+    """
     text = checked_text(data)
-    today = today or date.today()
+    reference = reference_day(today)
     notes = _Notes()
     text = _repair_line_endings(text, notes)
     text, file_type = _repair_prefix(text, notes)
     header = _read_header(text, file_type, notes)
-    located = _locate_subfiles(text, header, notes)
+    subfiles = _locate_subfiles(text, header, notes)
+    located = sorted((sub.found_at, sub.type) for sub in subfiles if sub.found_at is not None)
     elements, z_elements, document_code = _read_subfiles(text, located, notes)
-    return _build_document(header, elements, z_elements, document_code, today, notes)
+    return _build_document(header, subfiles, elements, z_elements, document_code, reference, notes)
 
 
 # --------------------------------------------------------------------------- notes
@@ -90,8 +98,6 @@ class _Notes:
 # --------------------------------------------------------------------------- input and header
 
 
-
-
 def _repair_line_endings(text: str, notes: _Notes) -> str:
     """Keyboard wedges type CR as Enter, which arrives as CR LF; no valid payload holds CR LF."""
     if CR + LF in text:
@@ -104,7 +110,7 @@ def _repair_prefix(text: str, notes: _Notes) -> tuple[str, str]:
     """Restore the 4-character prefix so the header's subfile offsets line up again (D.12.3).
 
     Offsets count from the '@', so dropping scanner junk before it and putting
-    back a lost RS re-aligns every subfile exactly.
+    back a lost or damaged separator re-aligns every subfile exactly.
     """
     match = _FILE_TYPE.search(text)
     if match is None:
@@ -113,24 +119,7 @@ def _repair_prefix(text: str, notes: _Notes) -> tuple[str, str]:
         )
     prefix = text[: match.start()]
     if prefix != HEADER_PREFIX:
-        at = _AT_AND_SEPARATORS.search(prefix)
-        if at is not None:
-            junk, separators = prefix[: at.start()], at.group(1)
-        else:
-            tail = _TRAILING_SEPARATORS.search(prefix)
-            junk, separators = prefix[: tail.start()], tail.group()
-            notes.repair("compliance_indicator", "compliance indicator '@' missing before the header; restored")
-        if junk:
-            notes.repair(
-                "stray_prefix", f"{len(junk)} stray character(s) before the header ignored (scanner prefix)"
-            )
-        if separators != LF + RS + CR:
-            if separators == LF + LF + CR:
-                notes.repair("record_separator_lf", "LF in place of the header's RS record separator; repaired")
-            elif separators == LF + CR:
-                notes.repair("record_separator_missing", "RS record separator dropped from the header; restored")
-            else:
-                notes.repair("header_separators", f"header separators {separators!r} replaced by LF RS CR")
+        _note_prefix_damage(prefix, notes)
     file_type = match.group(1)
     if file_type == "ANSI":
         notes.repair("file_type", "file type 'ANSI' lacked its trailing space; restored")
@@ -138,32 +127,67 @@ def _repair_prefix(text: str, notes: _Notes) -> tuple[str, str]:
     return HEADER_PREFIX + file_type + text[match.end() :], file_type.strip()
 
 
-@dataclass
-class _Designator:
+def _note_prefix_damage(prefix: str, notes: _Notes) -> None:
+    """Name what is wrong with what precedes the file type: junk, '@', separators."""
+    at = prefix.rfind("@", max(len(prefix) - _AT_REACH, 0))
+    if at >= 0:
+        junk, separators = prefix[:at], prefix[at + 1 :]
+    else:
+        tail = _TRAILING_SEPARATORS.search(prefix)
+        junk, separators = prefix[: tail.start()], tail.group()
+        notes.repair("compliance_indicator", "compliance indicator '@' missing before the header; restored")
+    if junk:
+        notes.repair("stray_prefix", f"{len(junk)} stray character(s) before the header ignored (scanner prefix)")
+    if separators == LF + RS + CR:
+        return
+    if separators == LF + LF + CR:
+        notes.repair("record_separator_lf", "LF in place of the header's RS record separator; repaired")
+    elif separators == LF + CR:
+        notes.repair("record_separator_missing", "RS record separator dropped from the header; restored")
+    elif at >= 0:
+        damaged = prefix[at:]
+        notes.repair("header_separators", f"damaged compliance header {damaged!r} replaced with {HEADER_PREFIX!r}")
+    else:
+        notes.repair("header_separators", f"header separators {separators!r} replaced with {LF + RS + CR!r}")
+
+
+class _Designator(NamedTuple):
+    """One subfile directory entry (D.12.4): type, offset and length as written and as numbers."""
+
     type: str
     offset_text: str
     length_text: str
-    found_at: int | None = None
+    offset: int | None  # None when the written offset is not 4 digits
+    length: int | None
 
-    @property
-    def offset(self) -> int | None:
-        return int(self.offset_text) if _FOUR_DIGITS.fullmatch(self.offset_text) else None
-
-    @property
-    def length(self) -> int | None:
-        return int(self.length_text) if _FOUR_DIGITS.fullmatch(self.length_text) else None
+    @classmethod
+    def read(cls, chunk: str) -> _Designator:
+        offset, length = chunk[2:6], chunk[6:10]
+        return cls(chunk[:2], offset, length, _number(offset), _number(length))
 
 
-@dataclass
-class _Header:
+class _Header(NamedTuple):
     file_type: str
     iin: str
     version: int
     jurisdiction_version: int | None
     entries: int | None
-    designators: list[_Designator]
+    designators: tuple[_Designator, ...]
     directory_start: int
-    scanned: list[_Designator] = field(default_factory=list)
+
+
+class _Subfile(NamedTuple):
+    """Where a subfile really starts; no designator when only scanning found it."""
+
+    type: str
+    found_at: int | None
+    designator: _Designator | None = None
+
+    def as_dict(self) -> dict[str, str | int | None]:
+        """The ``subfiles`` entry of ``extra``: type, declared offset and length, real start."""
+        declared = self.designator
+        offset, length = (declared.offset, declared.length) if declared else (None, None)
+        return {"type": self.type, "offset": offset, "length": length, "found_at": self.found_at}
 
 
 def _read_header(text: str, file_type: str, notes: _Notes) -> _Header:
@@ -202,19 +226,47 @@ def _read_header(text: str, file_type: str, notes: _Notes) -> _Header:
     entries_text = text[entries_at : entries_at + 2]
     entries = int(entries_text) if _TWO_DIGITS.fullmatch(entries_text) else None
     directory_start = entries_at + 2
-    designators: list[_Designator] = []
-    at = directory_start
-    for _ in range(entries or 0):
-        chunk = text[at : at + 10]
-        if len(chunk) < 10 or not _SUBFILE_TYPE.fullmatch(chunk[:2]):
-            break
-        designators.append(_Designator(chunk[:2], chunk[2:6], chunk[6:10]))
-        at += 10
+    designators = _read_designators(text, directory_start, entries or 0)
+    if entries is not None and len(designators) < entries:
+        read = len(designators)
+        notes.repair("entry_count", f"header lists {entries} subfile(s), only {read} designator(s) precede the data")
     return _Header(file_type, iin, version, jurisdiction_version, entries, designators, directory_start)
 
 
+def _read_designators(text: str, start: int, entries: int) -> tuple[_Designator, ...]:
+    """Up to ``entries`` designators, stopping where the subfile data begins (D.12.4).
+
+    Headers overstate their entry count; reading on would turn the start of
+    the DL subfile ("DLDAQ1234...") into a bogus designator. The directory ends
+    at the first offset a designator declares, or at 10 characters that are
+    the start of a subfile rather than a type and 8 digits. A designator whose
+    offset is damaged ("DL00A10287") is still read; its subfile is found later.
+    """
+    designators: list[_Designator] = []
+    data_start = len(text)
+    at = start
+    while len(designators) < entries and at < data_start:
+        chunk = text[at : at + 10]
+        if len(chunk) < 10 or not _SUBFILE_TYPE.fullmatch(chunk[:2]):
+            break
+        if not _all_digits(chunk[2:]) and _looks_like_subfile(text, at, chunk[:2]):
+            break
+        designator = _Designator.read(chunk)
+        designators.append(designator)
+        at += 10
+        offset = designator.offset
+        if offset is not None and offset >= at:  # an offset into the header is damage, not data
+            data_start = min(data_start, offset)
+    return tuple(designators)
+
+
 def _all_digits(value: str) -> bool:
-    return bool(value) and all("0" <= ch <= "9" for ch in value)
+    """ASCII 0-9 only (str.isdigit alone also accepts '¹' and other digits)."""
+    return value.isascii() and value.isdigit()
+
+
+def _number(value: str) -> int | None:
+    return int(value) if _all_digits(value) else None
 
 
 # --------------------------------------------------------------------------- subfiles
@@ -262,48 +314,42 @@ def _scan(text: str, kinds: tuple[str, ...], start: int, claimed: dict[int, str]
     return None
 
 
-def _locate_subfiles(text: str, header: _Header, notes: _Notes) -> list[tuple[int, str]]:
-    """Start of each subfile: at its declared offset, within two of it, or by scanning.
+def _locate_subfiles(text: str, header: _Header, notes: _Notes) -> list[_Subfile]:
+    """Where each subfile starts: at its declared offset, within two of it, or by scanning.
 
     Issuers get offsets wrong (zero, letters, off by one or two); the data is
-    still there, found by its type followed by an element ID.
+    still there, found by its type followed by an element ID. One entry per
+    designator, in directory order, then a DL/ID subfile the directory lacks.
     """
     floor = header.directory_start
     claimed: dict[int, str] = {}
     fixes: list[str] = []
+    found: list[int | None] = []
     for designator in header.designators:
-        offset = designator.offset
-        if offset is None:
-            continue
-        for delta in (0, -1, 1, -2, 2):
-            start = offset + delta
-            if (
-                start >= floor
-                and start not in claimed
-                and _looks_like_subfile(text, start, designator.type, exact=delta == 0)
-            ):
-                claimed[start] = designator.type
-                designator.found_at = start
-                if delta:
-                    fixes.append(f"{designator.type} declared at {designator.offset_text}, found at {start}")
-                break
+        start = _near_declared_offset(text, designator, floor, claimed)
+        if start is not None:
+            claimed[start] = designator.type
+            if start != designator.offset:
+                fixes.append(f"{designator.type} declared at {designator.offset_text}, found at {start}")
+        found.append(start)
     missing = []
-    for designator in header.designators:
-        if designator.found_at is not None:
+    for index, designator in enumerate(header.designators):
+        if found[index] is not None:
             continue
         start = _scan(text, (designator.type,), floor, claimed)
         if start is None:
             missing.append(designator.type)
             continue
         claimed[start] = designator.type
-        designator.found_at = start
+        found[index] = start
         fixes.append(f"{designator.type} declared at {designator.offset_text!r}, found at {start} by scanning")
+    subfiles = [_Subfile(d.type, start, d) for d, start in zip(header.designators, found)]
     if not any(kind in _DOCUMENT_TYPES for kind in claimed.values()):
         start = _scan(text, _DOCUMENT_TYPES, floor, claimed)
         if start is not None:
             kind = text[start : start + 2]
             claimed[start] = kind
-            header.scanned.append(_Designator(kind, "", "", start))
+            subfiles.append(_Subfile(kind, start))
             fixes.append(f"{kind} not in the subfile directory, found at {start} by scanning")
     if not any(kind in _DOCUMENT_TYPES for kind in claimed.values()):
         raise MalformedAAMVA("no DL or ID subfile found after the AAMVA header")
@@ -311,7 +357,18 @@ def _locate_subfiles(text: str, header: _Header, notes: _Notes) -> list[tuple[in
         notes.repair("subfile_offsets", "wrong subfile offsets in the header: " + "; ".join(fixes))
     if missing:
         notes.problem("subfile_missing", f"subfile(s) {', '.join(missing)} listed in the header not found")
-    return sorted((start, kind) for start, kind in claimed.items())
+    return subfiles
+
+
+def _near_declared_offset(text: str, designator: _Designator, floor: int, claimed: dict[int, str]) -> int | None:
+    """The declared offset, or one or two either side of it, where this subfile starts."""
+    offset, kind = designator.offset, designator.type
+    if offset is None:
+        return None
+    for start in (offset, offset - 1, offset + 1, offset - 2, offset + 2):
+        if start >= floor and start not in claimed and _looks_like_subfile(text, start, kind, exact=start == offset):
+            return start
+    return None
 
 
 def _read_subfiles(
@@ -332,7 +389,7 @@ def _read_subfiles(
             if not piece.strip(" "):
                 continue
             element_id, value = piece[:3], piece[3:]
-            if not _ELEMENT_ID.fullmatch(element_id):
+            if element_id not in KNOWN_ELEMENT_IDS and not _ELEMENT_ID.fullmatch(element_id):
                 counts["unreadable"] += 1
                 continue
             trimmed = value.strip(" ")
@@ -377,6 +434,7 @@ def _split_elements(body: str, notes: _Notes) -> list[str]:
 
 def _build_document(
     header: _Header,
+    subfiles: list[_Subfile],
     elements: dict[str, str],
     z_elements: dict[str, str],
     document_code: str,
@@ -401,10 +459,6 @@ def _build_document(
     ]
     if missing:
         notes.problem("mandatory", "mandatory element(s) missing or unreadable: " + ", ".join(missing))
-    subfiles = [
-        {"type": d.type, "offset": d.offset, "length": d.length, "found_at": d.found_at}
-        for d in [*header.designators, *header.scanned]
-    ]
     extra = {
         "file_type": header.file_type,
         "iin": header.iin,
@@ -412,7 +466,7 @@ def _build_document(
         "version": header.version,
         "jurisdiction_version": header.jurisdiction_version,
         "entries": header.entries,
-        "subfiles": subfiles,
+        "subfiles": [sub.as_dict() for sub in subfiles],
         "elements": elements,
         "jurisdiction_elements": z_elements,
         "date_format": date_format,
@@ -471,7 +525,9 @@ def _names(elements: dict[str, str], notes: _Notes) -> tuple[str | None, str | N
             parts = full.split()
             if len(parts) > 1:
                 notes.repair(
-                    "full_name_spaces", "full name DAA had spaces, not commas; read as SURNAME GIVEN MIDDLE"
+                    "full_name_spaces",
+                    "full name DAA has spaces, not commas, so the name order is uncertain;"
+                    " guessed SURNAME GIVEN MIDDLE",
                 )
         surname = surname or (parts[0] if parts else None) or None
         given = given or _words(*parts[1:3])
@@ -502,6 +558,9 @@ def _dates(
         value = elements.get(element_id)
         parsed[element_id] = None
         if not value:
+            continue
+        if element_id == "DBA" and value in _NO_EXPIRY:
+            notes.problem("no_expiry", f"expiry date DBA {value}: {_NO_EXPIRY[value]}; no expiry date")
             continue
         result = _parse_date(value)
         if result is None:

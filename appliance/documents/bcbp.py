@@ -7,7 +7,8 @@ Layout (Resolution 792 Attachment A; item numbers in brackets):
 * mandatory repeated, per leg: PNR [7] (7), from [26] (3), to [38] (3),
   operating carrier [42] (3), flight number [43] (5), Julian date of flight
   [46] (3), compartment [71], seat [104] (4), check-in sequence [107] (5),
-  passenger status [117], size of the leg's variable field [6] (2 hex);
+  passenger status [117], size of the leg's variable field [6] (2 hex, kept
+  as ``conditional["variable_size"]``);
 * the first leg's variable field opens with '>' [8], the version [9] and the
   unique conditional block behind its own hex size [10]; every leg's variable
   field then holds the repeated conditional block behind its own hex size [17];
@@ -24,13 +25,13 @@ known here are kept as ``*_unknown``.
 from __future__ import annotations
 
 import re
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from .errors import MalformedBCBP
-from .model import FORMAT_BCBP, Document, Leg, checked_text
+from .model import FORMAT_BCBP, Document, Leg, checked_text, reference_day
 
-__all__ = ["julian_to_date", "parse_bcbp", "split_passenger_name"]
+__all__ = ["julian_on_or_after", "julian_to_date", "parse_bcbp", "split_passenger_name"]
 
 _HEADER_SIZE = 23  # items 1, 5, 11, 253
 _LEG_FIELDS: tuple[tuple[str, int], ...] = (
@@ -53,6 +54,20 @@ _REPEATED_FIELDS: tuple[tuple[str, int], ...] = (
     ("frequent_flyer_number", 16), ("id_ad_indicator", 1), ("free_baggage_allowance", 3),
     ("fast_track", 1),
 )
+
+
+def _slices(fields: tuple[tuple[str, int], ...]) -> tuple[tuple[str, int, int], ...]:
+    """(name, start, end) of each fixed-width field, computed once per table."""
+    out, pos = [], 0
+    for name, width in fields:
+        out.append((name, pos, pos + width))
+        pos += width
+    return tuple(out)
+
+
+_LEG_SLICES = _slices(_LEG_FIELDS)
+_UNIQUE_SLICES = _slices(_UNIQUE_FIELDS)
+_REPEATED_SLICES = _slices(_REPEATED_FIELDS)
 
 _ASCII_UPPER = str.maketrans("abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
 _HEX2 = re.compile(r"[0-9A-Fa-f]{2}")
@@ -105,66 +120,23 @@ class _State:
         self.sizes_ok = False
 
 
-def parse_bcbp(data: bytes | str, *, today: date | None = None) -> Document:
+def parse_bcbp(data: bytes | str, *, today: date | datetime | None = None) -> Document:
     """Parse a Resolution 792 'M' boarding pass; raise MalformedBCBP if unreadable.
 
-    ``today`` is the reference (normally the scan date) that turns Julian
-    flight dates into calendar dates when the pass carries no issue date.
+    ``today`` is the reference (normally the scan date; a datetime counts as
+    its date) that resolves the issue date's decade, and the flight dates when
+    the pass carries no issue date.
     """
-    reference = today if today is not None else date.today()
+    reference = reference_day(today)
     state = _State()
-    text = _repair_framing(checked_text(data), state)
-    cur = _Cursor(text)
-
-    head = text[:2].translate(_ASCII_UPPER)
-    if head[:1] != "M":
-        raise MalformedBCBP(f"format code is {head[:1]!r}; an IATA BCBP starts with 'M'")
-    if head[1:2] not in ("1", "2", "3", "4"):
-        raise MalformedBCBP(f"number of legs is {head[1:2]!r}; Resolution 792 allows 1 to 4")
-    header = _mandatory(cur, _HEADER_SIZE, "the passenger name and ticket indicator", state)
-    leg_count = int(header[1])
-    surname, given, title = split_passenger_name(header[2:22])
-
-    extra: dict[str, Any] = {
-        "version": None,
-        "passenger_name": header[2:22].strip() or None,
-        "electronic_ticket": header[22] == "E",
-        "title": title,
-        **{name: None for name, _ in _UNIQUE_FIELDS if not name.startswith("bag_tag")},
-        "bag_tags": [],
-        "unique_unknown": None,
-        "security": None,
-    }
-
-    raw_legs: list[dict[str, Any]] = []
-    conditional_present = False
-    for number in range(1, leg_count + 1):
-        mandatory = _mandatory(cur, _LEG_SIZE, f"leg {number}", state)
-        fields = _split(mandatory, _LEG_FIELDS)
-        size = _hex_size(cur.take(2, f"leg {number} variable field size"),
-                         f"leg {number} variable field size")
-        variable = cur.take_upto(size)
-        if len(variable) < size:
-            state.size_mismatch(
-                f"leg {number}: variable field declares {size} characters but only "
-                f"{len(variable)} are present; read what is there"
-            )
-        if number == 1 and variable.startswith(">"):
-            conditional_present = True
-            variable = _read_unique(variable, extra, state)
-        fields["conditional"] = (
-            _read_repeated(variable, number, state) if conditional_present
-            else _empty_repeated(airline_data=variable)
-        )
-        raw_legs.append(fields)
-
+    cur = _Cursor(_repair_framing(checked_text(data), state))
+    leg_count, surname, given, extra = _read_passenger(cur, state)
+    raw_legs = _read_legs(cur, leg_count, extra, state)
     _read_tail(cur.rest(), extra, state)
     issue = _resolve_issue_date(extra["issue_date"], reference, state)
     extra["issue_date"] = issue
-    anchor = issue if issue is not None else reference
-    legs = [_make_leg(fields, number, anchor, state)
+    legs = [_make_leg(fields, number, issue, reference, state)
             for number, fields in enumerate(raw_legs, start=1)]
-
     return Document(
         format=FORMAT_BCBP,
         document_code="BP",
@@ -196,6 +168,23 @@ def julian_to_date(day_of_year: int, reference: date) -> date:
     return min(candidates, key=lambda d: (abs((d - reference).days), -d.toordinal()))
 
 
+def julian_on_or_after(day_of_year: int, issued: date) -> date:
+    """The first date on or after ``issued`` with this day of year (item 46 after item 22).
+
+    A pass is issued before its flight, or on the same day, and never a year
+    or more ahead, so only the issue year and the next are looked at. Raises
+    ValueError when neither has that day (day 0, day > 366, or 366 with no
+    leap year).
+    """
+    if not 1 <= day_of_year <= 366:
+        raise ValueError(f"day of year {day_of_year} is outside 1-366")
+    for year in (issued.year, issued.year + 1):
+        found = _day_in_year(year, day_of_year)
+        if found is not None and found >= issued:
+            return found
+    raise ValueError(f"day {day_of_year} has no date within a year after {issued}")
+
+
 def split_passenger_name(raw: str) -> tuple[str | None, str | None, str | None]:
     """(surname, given names, title) from item 11 'SURNAME/GIVEN NAMES TITLE'.
 
@@ -223,6 +212,57 @@ def split_passenger_name(raw: str) -> tuple[str | None, str | None, str | None]:
 # -- framing and mandatory items -------------------------------------------------
 
 
+def _read_passenger(cur: _Cursor, state: _State) -> tuple[int, str | None, str | None, dict[str, Any]]:
+    """Items 1, 5, 11, 253: (number of legs, surname, given names, extra with defaults)."""
+    head = cur.text[:2].translate(_ASCII_UPPER)
+    if head[:1] != "M":
+        raise MalformedBCBP(f"format code is {head[:1]!r}; an IATA BCBP starts with 'M'")
+    if head[1:2] not in ("1", "2", "3", "4"):
+        raise MalformedBCBP(f"number of legs is {head[1:2]!r}; Resolution 792 allows 1 to 4")
+    header = _mandatory(cur, _HEADER_SIZE, "the passenger name and ticket indicator", state)
+    surname, given, title = split_passenger_name(header[2:22])
+    extra: dict[str, Any] = {
+        "version": None,
+        "passenger_name": header[2:22].strip() or None,
+        "electronic_ticket": header[22] == "E",
+        "title": title,
+        **{name: None for name, _ in _UNIQUE_FIELDS if not name.startswith("bag_tag")},
+        "bag_tags": [],
+        "unique_unknown": None,
+        "security": None,
+    }
+    return int(header[1]), surname, given, extra
+
+
+def _read_legs(cur: _Cursor, leg_count: int, extra: dict[str, Any],
+               state: _State) -> list[dict[str, Any]]:
+    """Each leg's mandatory items and variable field; leg 1's also fills the unique items."""
+    raw_legs: list[dict[str, Any]] = []
+    conditional_present = False
+    for number in range(1, leg_count + 1):
+        fields = _split(_mandatory(cur, _LEG_SIZE, f"leg {number}", state), _LEG_SLICES)
+        size, variable = _variable_field(cur, number, state)
+        if number == 1 and variable.startswith(">"):
+            conditional_present = True
+            variable = _read_unique(variable, extra, state)
+        conditional = (_read_repeated(variable, number, state) if conditional_present
+                       else _empty_repeated(airline_data=variable))
+        fields["conditional"] = {"variable_size": size, **conditional}
+        raw_legs.append(fields)
+    return raw_legs
+
+
+def _variable_field(cur: _Cursor, number: int, state: _State) -> tuple[int, str]:
+    """Item 6 and the variable field it sizes: (declared size, what is there)."""
+    what = f"leg {number} variable field size"
+    size = _hex_size(cur.take(2, what), what)
+    variable = cur.take_upto(size)
+    if len(variable) < size:
+        state.size_mismatch(
+            f"leg {number}: variable field declares {size} characters but only "
+            f"{len(variable)} are present; read what is there"
+        )
+    return size, variable
 
 
 def _repair_framing(text: str, state: _State) -> str:
@@ -265,28 +305,20 @@ def _hex_size(text: str, what: str) -> int:
     return int(text, 16)
 
 
-def _split(text: str, fields: tuple[tuple[str, int], ...]) -> dict[str, str | None]:
+def _split(text: str, slices: tuple[tuple[str, int, int], ...]) -> dict[str, str | None]:
     """Fixed-width fields, blank-trimmed; missing or blank fields are None."""
-    if not text:
-        return dict.fromkeys(name for name, _ in fields)
-    out: dict[str, str | None] = {}
-    pos = 0
-    for name, width in fields:
-        end = pos + width
-        out[name] = text[pos:end].strip() or None
-        pos = end
-    return out
+    return {name: text[start:end].strip() or None for name, start, end in slices}
 
 
 # -- conditional items -----------------------------------------------------------
 
 
-def _read_block(cur: _Cursor, fields: tuple[tuple[str, int], ...], what: str,
+def _read_block(cur: _Cursor, slices: tuple[tuple[str, int, int], ...], what: str,
                 state: _State) -> tuple[dict[str, str | None], str | None]:
     """One size-prefixed conditional block: (fields, characters beyond the known fields)."""
     size_text = cur.take_upto(2)
     if not size_text:
-        return _split("", fields), None
+        return _split("", slices), None
     size = _hex_size(size_text, f"{what} size")
     body = cur.take_upto(size)
     if len(body) < size:
@@ -294,14 +326,12 @@ def _read_block(cur: _Cursor, fields: tuple[tuple[str, int], ...], what: str,
             f"{what} declares {size} characters but only {len(body)} are present; "
             f"read what is there"
         )
-    known = sum(width for _, width in fields)
+    known = slices[-1][2]
     if len(body) < known:
-        start = 0
-        for name, width in fields:
-            if start < len(body) < start + width:
+        for name, start, end in slices:
+            if start < len(body) < end:
                 state.warnings.append(f"{what} ends inside {name}; kept the partial value")
-            start += width
-    return _split(body, fields), body[known:] or None
+    return _split(body, slices), body[known:] or None
 
 
 def _read_unique(variable: str, extra: dict[str, Any], state: _State) -> str:
@@ -315,7 +345,7 @@ def _read_unique(variable: str, extra: dict[str, Any], state: _State) -> str:
         state.warnings.append("conditional section has no version number")
     else:
         state.warnings.append(f"version number {version!r} is not a digit; read by declared sizes")
-    values, unknown = _read_block(cur, _UNIQUE_FIELDS, "unique conditional block", state)
+    values, unknown = _read_block(cur, _UNIQUE_SLICES, "unique conditional block", state)
     bag_tags = [values.pop(f"bag_tag_{n}") for n in (1, 2, 3)]
     extra.update(values)
     extra["bag_tags"] = [tag for tag in bag_tags if tag is not None]
@@ -326,14 +356,14 @@ def _read_unique(variable: str, extra: dict[str, Any], state: _State) -> str:
 def _read_repeated(variable: str, number: int, state: _State) -> dict[str, Any]:
     cur = _Cursor(variable)
     values, unknown = _read_block(
-        cur, _REPEATED_FIELDS, f"leg {number} repeated conditional block", state
+        cur, _REPEATED_SLICES, f"leg {number} repeated conditional block", state
     )
     return {**values, "repeated_unknown": unknown, "airline_data": cur.rest() or None}
 
 
 def _empty_repeated(airline_data: str) -> dict[str, Any]:
     """A pass without a '>' conditional section: the variable field is airline data."""
-    return {**_split("", _REPEATED_FIELDS), "repeated_unknown": None,
+    return {**_split("", _REPEATED_SLICES), "repeated_unknown": None,
             "airline_data": airline_data or None}
 
 
@@ -361,10 +391,13 @@ def _read_tail(rest: str, extra: dict[str, Any], state: _State) -> None:
         state.size_mismatch(
             f"security data declares {length} characters but only {len(payload)} are present"
         )
-    elif len(rest) > 4 + length:
+    elif rest[4 + length:].strip():
         state.size_mismatch(
             f"{len(rest) - 4 - length} characters after the security data ignored"
         )
+    elif len(rest) > 4 + length:
+        # Mobile wallets and scanners pad the text; blanks carry no data.
+        state.warnings.append("trailing blanks after the security data ignored")
 
 
 # -- dates and legs --------------------------------------------------------------
@@ -388,16 +421,18 @@ def _resolve_issue_date(raw: str | None, reference: date, state: _State) -> date
     digit, day = int(raw[0]), int(raw[1:])
     if day == 0:
         return None
-    candidates = [d for year in range(reference.year - 10, reference.year + 11)
-                  if year % 10 == digit and (d := _day_in_year(year, day)) is not None]
+    latest = reference.year - (reference.year - digit) % 10  # last such year <= reference
+    candidates = [d for year in (latest - 10, latest, latest + 10)
+                  if (d := _day_in_year(year, day)) is not None]
     if not candidates:
         state.warnings.append(f"issue date {raw!r} has no such day of year; ignored")
         return None
     return min(candidates, key=lambda d: (abs((d - reference).days), -d.toordinal()))
 
 
-def _flight_day(raw: str | None, number: int, anchor: date,
+def _flight_day(raw: str | None, number: int, issue: date | None, reference: date,
                 state: _State) -> tuple[int | None, date | None]:
+    """Item 46: on or after the issue date when the pass has one, else nearest ``reference``."""
     if raw is None or raw.strip("0") == "":
         return None, None
     if not _is_digits(raw) or not 1 <= int(raw) <= 366:
@@ -405,16 +440,19 @@ def _flight_day(raw: str | None, number: int, anchor: date,
         return None, None
     day = int(raw)
     try:
-        return day, julian_to_date(day, anchor)
+        if issue is not None:
+            return day, julian_on_or_after(day, issue)
+        return day, julian_to_date(day, reference)
     except ValueError:
-        state.warnings.append(
-            f"leg {number}: day 366 but no leap year within a year of {anchor.isoformat()}"
-        )
+        where = (f"within a year after the issue date {issue.isoformat()}" if issue is not None
+                 else f"within a year of {reference.isoformat()}")
+        state.warnings.append(f"leg {number}: day 366 but no leap year {where}")
         return day, None
 
 
-def _make_leg(fields: dict[str, Any], number: int, anchor: date, state: _State) -> Leg:
-    day, flight_date = _flight_day(fields["julian"], number, anchor, state)
+def _make_leg(fields: dict[str, Any], number: int, issue: date | None, reference: date,
+              state: _State) -> Leg:
+    day, flight_date = _flight_day(fields["julian"], number, issue, reference, state)
     return Leg(
         pnr=fields["pnr"],
         from_airport=fields["from_airport"],

@@ -5,14 +5,14 @@ from __future__ import annotations
 import random
 import re
 from dataclasses import replace
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from appliance.documents.aamva import parse_aamva
+from appliance.documents.aamva import _locate_subfiles, _Notes, _read_header, _repair_prefix, parse_aamva
 from appliance.documents.aamva_tables import ELEMENT_NAMES, IIN_TABLE, element_name
 from appliance.documents.errors import DocumentError, EmptyInput, InputTooLarge, MalformedAAMVA
 from appliance.documents.model import MAX_PAYLOAD_BYTES
@@ -105,10 +105,11 @@ def test_version_1_full_name_with_spaces_after_commas_reads_the_same():
     assert (doc.surname, doc.given_names, doc.warnings) == ("FIXER", "THE QUIET", [])
 
 
-def test_version_1_full_name_with_spaces_only_is_read_surname_first_with_warning():
-    doc = parse(v1_payload("FIXER THE QUIET"))
-    assert (doc.surname, doc.given_names) == ("FIXER", "THE QUIET")
-    assert repairs(doc) == ["full_name_spaces"] and "SURNAME GIVEN" in doc.warnings[0]
+def test_version_1_full_name_with_spaces_only_is_guessed_surname_first_with_an_uncertain_order_warning():
+    doc = parse(v1_payload("JOHN QUINCY JOHNSON"))
+    assert (doc.surname, doc.given_names) == ("JOHN", "QUINCY JOHNSON")  # a guess, often wrong
+    assert repairs(doc) == ["full_name_spaces"] and len(doc.warnings) == 1
+    assert "order is uncertain" in doc.warnings[0] and "SURNAME GIVEN" in doc.warnings[0]
 
 
 def test_version_1_full_name_of_only_control_characters_is_no_name():
@@ -212,13 +213,35 @@ def test_mmddccyy_on_a_canadian_card_is_read_with_a_warning():
     assert any("MMDDCCYY although CAN cards use CCYYMMDD" in w for w in doc.warnings)
 
 
-@pytest.mark.parametrize("bad", ["13452030", "00000000", "99999999", "0102198", "O1022030", "02302030"])
+@pytest.mark.parametrize("bad", ["13452030", "0102198", "O1022030", "02302030", "99999998"])
 def test_unreadable_expiry_is_left_empty_with_a_warning_and_fails_the_dates_check(bad):
     payload = encode_card(CARD).replace("DBA01022030", "DBA" + bad)
     doc = parse(payload)
     assert doc.expiry_date is None and doc.checks["dates"] is False and not doc.valid
     assert doc.checks["mandatory_elements"] is True
     assert any("unreadable date" in w and bad in w for w in doc.warnings)
+
+
+@pytest.mark.parametrize(("value", "meaning"), [("99999999", "non-expiring"),
+                                                ("00000000", "no expiry date recorded")])
+def test_non_expiring_credential_has_no_expiry_date_and_stays_valid(value, meaning):
+    doc = parse(encode_card(CARD).replace("DBA01022030", "DBA" + value))
+    assert doc.expiry_date is None and doc.extra["elements"]["DBA"] == value
+    assert doc.checks == {"mandatory_elements": True, "dates": True} and doc.valid
+    assert len(doc.warnings) == 1 and meaning in doc.warnings[0] and "DBA" in doc.warnings[0]
+
+
+def test_all_zero_birth_date_is_still_unreadable():
+    doc = parse(encode_card(CARD).replace("DBB01021980", "DBB00000000"))
+    assert doc.date_of_birth is None and not doc.valid
+
+
+def test_datetime_today_is_read_as_its_date():
+    card = replace(CARD, date_of_birth=date(2026, 6, 1), issue_date=None)
+    at_noon = parse(encode_card(card), today=datetime(2026, 6, 1, 12, 0))
+    assert at_noon.to_dict() == parse(encode_card(card), today=date(2026, 6, 1)).to_dict()
+    assert at_noon.valid  # born today is not after today
+    assert not parse(encode_card(card), today=datetime(2026, 5, 31, 23, 59)).valid
 
 
 def test_birth_date_after_today_fails_the_dates_check():
@@ -262,6 +285,19 @@ def test_keyboard_wedge_damage_is_repaired_with_one_warning(damage, kind):
     assert_same_card(doc)
     assert repairs(doc) == [kind] and len(doc.warnings) == 1
     assert doc.extra["jurisdiction_elements"] == {"ZCA": "BLK", "ZCB": ""}
+
+
+@pytest.mark.parametrize("junk", ["", "]L2"])
+def test_oregon_damaged_compliance_header_is_named_in_the_warning(junk):
+    # Some Oregon cards write '@' LF 'N' CR: the '@' is there, only the RS is wrong.
+    payload = encode_card(replace(CARD, iin="636029"))
+    assert payload.startswith("@\n\x1e\rANSI 636029")
+    doc = parse(junk + "@\nN\r" + payload[4:])
+    assert_same_card(doc, replace(CARD, iin="636029"))
+    damaged = "damaged compliance header '@\\nN\\r' replaced with '@\\n\\x1e\\r'"
+    assert doc.warnings == ([f"{len(junk)} stray character(s) before the header ignored (scanner prefix)"]
+                            if junk else []) + [damaged]
+    assert not any("missing" in w for w in doc.warnings)
 
 
 def test_every_wedge_damage_at_once_still_reads_a_valid_card():
@@ -309,6 +345,35 @@ def test_dl_subfile_missing_from_the_directory_is_found_by_scanning():
     doc = parse(payload)
     assert_same_card(doc)
     assert "subfile_offsets" in repairs(doc) and any("XX" in w and "not found" in w for w in doc.warnings)
+
+
+@pytest.mark.parametrize("dl_offset", [None, "0000"], ids=["offset-right", "offset-zero"])
+def test_header_listing_more_entries_than_designators_stops_at_the_subfile_data(dl_offset):
+    items = [("DAQ", "12345"), ("DCS", "DOE"), ("DAC", "JANE"), ("DBB", "01021990"), ("DCG", "USA")]
+    payload = build_payload([("DL", items)])
+    assert payload.startswith("@\n\x1e\rANSI 636014100001DL0031")
+    # Entries 02 with one designator: a second one read on would be "DLDAQ12345".
+    payload = payload.replace("100001DL", "100002DL", 1)
+    if dl_offset:
+        payload = set_offset(payload, 0, dl_offset)
+    doc = parse(payload)
+    assert (doc.document_number, doc.surname, doc.valid) == ("12345", "DOE", True)
+    assert doc.extra["entries"] == 2
+    assert doc.extra["subfiles"] == [
+        {"type": "DL", "offset": int(dl_offset or "31"), "length": len(payload) - 31, "found_at": 31}]
+    assert not any("not found" in w for w in doc.warnings)
+    assert any("lists 2 subfile(s), only 1 designator(s)" in w for w in doc.warnings)
+    assert "entry_count" in repairs(doc)
+
+
+def test_locating_subfiles_returns_positions_and_leaves_the_header_untouched():
+    text, file_type = _repair_prefix(set_offset(encode_card(CARD), 1, "0000"), _Notes())
+    header = _read_header(text, file_type, _Notes())
+    before = repr(header)
+    subfiles = _locate_subfiles(text, header, _Notes())
+    assert repr(header) == before
+    assert [(s.type, s.found_at) for s in subfiles] == [("DL", 41), ("ZC", text.index("\rZC") + 1)]
+    assert _locate_subfiles(text, header, _Notes()) == subfiles
 
 
 def test_offset_and_wedge_damage_together_still_read_the_card():

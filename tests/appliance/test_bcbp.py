@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import json
 import random
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from appliance.documents.bcbp import julian_to_date, parse_bcbp, split_passenger_name
+from appliance.documents.bcbp import julian_on_or_after, julian_to_date, parse_bcbp, split_passenger_name
 from appliance.documents.errors import DocumentError, EmptyInput, InputTooLarge, MalformedBCBP
 from appliance.documents.model import MAX_PAYLOAD_BYTES
 from tests.support.bcbp_encoder import (
@@ -69,7 +69,8 @@ def test_spec_example_with_mandatory_items_and_security_data():
         "flight_day_of_year": 326, "flight_date": "2025-11-22", "compartment": "J",
         "seat": "001A", "sequence": "0025", "passenger_status": "1", "conditional": None,
     }
-    assert set(leg.conditional.values()) == {None}
+    assert leg.conditional["variable_size"] == 0
+    assert {v for k, v in leg.conditional.items() if k != "variable_size"} == {None}
     assert doc.extra["electronic_ticket"] is True and doc.extra["version"] is None
     assert doc.extra["security"] == {"type": "1", "data": SECURITY}
     assert doc.checks == {"field_sizes": True} and doc.valid and doc.warnings == []
@@ -93,12 +94,13 @@ def test_spec_example_two_legs_with_conditional_items():
     assert (second.flight_number, second.compartment, second.seat, second.sequence) == (
         "3664", "C", "012C", "0002")
     assert first.conditional == {
-        "airline_numeric_code": "014", "document_serial_number": "1234567890",
+        "variable_size": 0x4D, "airline_numeric_code": "014", "document_serial_number": "1234567890",
         "selectee": None, "document_verification": "1", "marketing_carrier": "AC",
         "frequent_flyer_airline": "AC", "frequent_flyer_number": "1234567890123",
         "id_ad_indicator": None, "free_baggage_allowance": "20K", "fast_track": "Y",
         "repeated_unknown": None, "airline_data": "LX58Z",
     }
+    assert second.conditional["variable_size"] == 0x2E
     assert second.conditional["document_serial_number"] == "0987654321"
     assert second.conditional["free_baggage_allowance"] == "2PC"
     assert (second.conditional["fast_track"], second.conditional["airline_data"]) == ("N", "WQ")
@@ -160,6 +162,18 @@ def test_bundled_sample_parses_cleanly():
     assert [(leg.from_airport, leg.to_airport) for leg in doc.legs] == [("OSL", "FRA"), ("FRA", "YUL")]
     assert {leg.flight_date for leg in doc.legs} == {date(2026, 11, 28)}
     json.dumps(doc.to_dict())
+
+
+def test_leg_variable_field_size_is_kept_in_conditional():
+    doc = parse_bcbp(SPEC_M2, today=date(2016, 8, 10))
+    assert [leg.conditional["variable_size"] for leg in doc.legs] == [0x4D, 0x2E]
+    assert doc.to_dict()["legs"][1]["conditional"]["variable_size"] == 0x2E
+
+
+def test_datetime_today_is_read_as_its_date():
+    at_noon = parse_bcbp(SPEC_M1, today=datetime(2025, 11, 20, 12, 30))
+    assert at_noon.to_dict() == parse_bcbp(SPEC_M1, today=date(2025, 11, 20)).to_dict()
+    assert at_noon.legs[0].flight_date == date(2025, 11, 22)
 
 
 def test_bytes_and_text_give_the_same_document():
@@ -318,6 +332,44 @@ def test_issue_date_anchors_flight_dates_when_the_pass_is_scanned_months_later()
     assert doc.legs[0].flight_date == date(2026, 1, 2)
 
 
+def test_flight_date_is_never_before_the_issue_date():
+    # Issued 2024-01-10 (item 22 '4010'); day 350 nearest the issue date would
+    # be 2023-12-16, before the pass existed. The first day 350 on or after it:
+    text = encode_bcbp(EncPass(name="DOE/JOHN", version=6, unique={"issue_date": "4010"},
+                               legs=[_leg(day_of_year=350), _leg(day_of_year=10)]))
+    doc = parse_bcbp(text, today=date(2024, 1, 10))
+    assert doc.issue_date == doc.extra["issue_date"] == date(2024, 1, 10)
+    assert [leg.flight_date for leg in doc.legs] == [date(2024, 12, 15), date(2024, 1, 10)]
+    assert doc.valid and doc.warnings == []
+
+
+@pytest.mark.parametrize(("day", "issued", "expected"), [
+    (350, date(2024, 1, 10), date(2024, 12, 15)),
+    (10, date(2024, 1, 10), date(2024, 1, 10)),     # flown the day it was issued
+    (9, date(2024, 1, 10), date(2025, 1, 9)),
+    (2, date(2025, 12, 30), date(2026, 1, 2)),
+    (366, date(2023, 3, 1), date(2024, 12, 31)),    # only the next year has day 366
+    (60, date(2024, 2, 29), date(2024, 2, 29)),
+])
+def test_julian_day_after_an_issue_date_is_the_first_such_day_on_or_after_it(day, issued, expected):
+    assert julian_on_or_after(day, issued) == expected
+
+
+@pytest.mark.parametrize(("day", "issued"), [(366, date(2025, 1, 1)), (0, date(2025, 1, 1)),
+                                             (367, date(2024, 1, 1))])
+def test_julian_day_with_no_date_in_the_year_after_the_issue_date_is_refused(day, issued):
+    with pytest.raises(ValueError):
+        julian_on_or_after(day, issued)
+
+
+def test_day_366_with_no_leap_year_after_the_issue_date_gives_no_flight_date_and_a_warning():
+    text = encode_bcbp(EncPass(name="DOE/JOHN", version=6, unique={"issue_date": "5100"},
+                               legs=[_leg(day_of_year=366)]))
+    doc = parse_bcbp(text, today=date(2025, 4, 11))
+    assert doc.legs[0].flight_date is None
+    assert any("after the issue date 2025-04-10" in w for w in doc.warnings)
+
+
 def test_issue_date_decade_is_the_one_nearest_the_reference():
     text = encode_bcbp(EncPass(name="DOE/JOHN", version=6, unique={"issue_date": "9365"},
                                legs=[_leg(day_of_year=1)]))
@@ -372,6 +424,19 @@ def test_characters_after_the_security_data_are_flagged():
     doc = parse_bcbp(SPEC_M1 + "XYZ", today=date(2025, 11, 1))
     assert not doc.valid and doc.extra["security"]["data"] == SECURITY
     assert any("3 characters after the security data" in w for w in doc.warnings)
+
+
+@pytest.mark.parametrize("padding", [" ", "   ", "\t ", "  \r\n"])
+def test_trailing_blanks_after_the_security_data_are_a_warning_not_a_size_failure(padding):
+    doc = parse_bcbp(SPEC_M1 + padding, today=date(2025, 11, 1))
+    assert doc.valid and doc.checks == {"field_sizes": True}
+    assert doc.extra["security"]["data"] == SECURITY
+    assert "trailing blanks after the security data ignored" in doc.warnings
+
+
+def test_characters_after_the_security_data_fail_even_among_blanks():
+    doc = parse_bcbp(SPEC_M1 + " X ", today=date(2025, 11, 1))
+    assert not doc.valid and any("3 characters after the security data" in w for w in doc.warnings)
 
 
 def test_cut_security_header_is_flagged():
@@ -463,10 +528,13 @@ def _passes(draw):
     unique = {name: draw(_value(width)) for name, width in UNIQUE_WIDTHS}
     issued = draw(st.one_of(st.none(), st.just(today - timedelta(draw(st.integers(0, 1500))))))
     unique["issue_date"] = issue_date_item(issued) if issued else ""
-    anchor = issued if (issued and version is not None and unique_count >= 4) else today
+    # With an issue date the flight is on or after it (within a year); without
+    # one, the scan date is the anchor and the flight is within half a year of it.
+    issue_known = issued is not None and version is not None and unique_count >= 4
+    anchor, spread = (issued, (0, 364)) if issue_known else (today, (-150, 150))
     legs, flights = [], []
     for _ in range(draw(st.integers(1, 4))):
-        flight = draw(st.one_of(st.none(), st.just(anchor + timedelta(draw(st.integers(-150, 150))))))
+        flight = draw(st.one_of(st.none(), st.just(anchor + timedelta(draw(st.integers(*spread))))))
         flights.append(flight)
         legs.append(EncLeg(
             pnr=draw(_value(7)), from_airport=draw(_value(3)), to_airport=draw(_value(3)),
@@ -486,12 +554,24 @@ def _passes(draw):
     return bp, today, flights, (surname, given, title), issued
 
 
+def _variable_fields(text: str, legs: int) -> list[str]:
+    """Each leg's variable field, cut by the sizes the encoder wrote (item 6)."""
+    out, pos = [], 23
+    for _ in range(legs):
+        size = int(text[pos + 35:pos + 37], 16)
+        out.append(text[pos + 37:pos + 37 + size])
+        pos += 37 + size
+    return out
+
+
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_passes())
 def test_random_valid_passes_round_trip_through_the_encoder(case):
     bp, today, flights, (surname, given, title), issued = case
-    doc = parse_bcbp(encode_bcbp(bp), today=today)
+    text = encode_bcbp(bp)
+    doc = parse_bcbp(text, today=today)
     assert doc.valid and doc.warnings == []
+    variable_fields = _variable_fields(text, len(bp.legs))
     assert (doc.surname, doc.given_names, doc.extra["title"]) == (surname, given, title)
     assert doc.extra["electronic_ticket"] is bp.electronic_ticket
     assert doc.extra["version"] == bp.version
@@ -499,7 +579,7 @@ def test_random_valid_passes_round_trip_through_the_encoder(case):
     for index, (name, _) in enumerate(UNIQUE_WIDTHS[:6]):
         if name != "issue_date":
             assert doc.extra[name] == ((bp.unique[name] or None) if index < present else None)
-    assert doc.extra["issue_date"] == (issued if present >= 4 else None)
+    assert doc.extra["issue_date"] == doc.issue_date == (issued if present >= 4 else None)
     tags = [bp.unique[f"bag_tag_{n}"] for n in (1, 2, 3)][:max(present - 6, 0)]
     assert doc.extra["bag_tags"] == [tag for tag in tags if tag]
     assert doc.extra["security"] == (None if bp.security is None else
@@ -514,6 +594,7 @@ def test_random_valid_passes_round_trip_through_the_encoder(case):
         for index, (name, _) in enumerate(REPEATED_WIDTHS):
             assert leg.conditional[name] == ((enc.repeated[name] or None) if index < count else None)
         assert leg.conditional["airline_data"] == (enc.airline_data or None)
+        assert leg.conditional["variable_size"] == len(variable_fields.pop(0))
 
 
 _SEEDS = [SPEC_M1, SPEC_M2, GUIDE_V2, GUIDE_V5, OLD_NO_CONDITIONAL, TWO_LEGS_MANDATORY_ONLY]
