@@ -1,12 +1,15 @@
-"""ICAO Doc 9303 machine readable zones: TD1, TD2, TD3 and the MRV-A/MRV-B visas.
+"""ICAO Doc 9303 machine readable zones, and the pre-2021 French identity card.
 
 Field positions follow Doc 9303 Part 4 (TD3 passports), Part 5 (TD1 cards),
-Part 6 (TD2) and Part 7 (visas). The parser is pure: text in, Document out.
-Bad check digits never raise (the Document comes back with ``valid`` False);
-only input that has no MRZ shape raises :class:`MalformedMRZ`.
+Part 6 (TD2) and Part 7 (visas). The French national identity card of the
+1988-2021 design has a 2 x 36 zone of its own (layout ``FRA-ID``). The parser
+is pure: text in, Document out. Bad check digits never raise (the Document
+comes back with ``valid`` False); only input that has no MRZ shape raises
+:class:`MalformedMRZ`.
 
-OCR damage is repaired only where the field type or a check digit proves the
-repair, and every repair is reported as a warning naming the field.
+OCR damage is repaired only where the field type, the field's shape or a check
+digit proves the repair, and every repair is reported as a warning naming the
+field.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from datetime import date, datetime
 from itertools import accumulate
 
 from .errors import MalformedMRZ
-from .model import FORMAT_MRZ, MAX_PAYLOAD_BYTES, Document, as_text, checked_text
+from .model import FORMAT_MRZ, MAX_PAYLOAD_BYTES, Document, as_text, checked_text, reference_day
 from .mrz_checkdigit import (
     DIGIT_FOR_LETTER,
     LETTER_FOR_DIGIT,
@@ -36,56 +39,81 @@ _ALPHABET = _LETTERS | frozenset("0123456789<")
 _LINE_CHARS = re.compile(r"[0-9A-Z<]*")
 _DIGIT = re.compile(r"[0-9]")
 _UPPER = str.maketrans("abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
-# Total characters -> line width: 3x30 (TD1), 2x36 (TD2, MRV-B), 2x44 (TD3, MRV-A).
+# Total characters -> line width: 3x30 (TD1), 2x36 (TD2, MRV-B, FRA-ID), 2x44 (TD3, MRV-A).
 _WIDTH_FOR_TOTAL = {90: 30, 72: 36, 88: 44}
 _SHAPES = "an MRZ is 3 lines of 30 characters, or 2 lines of 36 or 44"
+_CODES = (("document_code", slice(0, 2)), ("issuing_country", slice(2, 5)))
+
+_Fields = tuple[tuple[str, slice], ...]
+# (field name, the field and its check digit, the parts of that span that hold only digits)
+_Numeric = tuple[tuple[str, slice, tuple[slice, ...]], ...]
 
 
 @dataclass(frozen=True)
 class _Spec:
     """Where each field sits once the lines are joined into one string.
 
-    Every date is followed by its check digit, and so is the 9-character
-    document number field.
+    Every date is followed by its check digit, and so is the document number
+    field. ``letters`` are the fields that hold only letters (no check digit
+    of their own), ``names`` the name fields among them, ``padded`` the data
+    fields written left-aligned and padded with fillers, ``numeric`` the
+    fields with a check digit that hold only digits, wholly or in parts.
     """
 
     layout: str
-    width: int
-    names: slice
     number: slice
-    nationality: slice
     dob: slice
     sex: int
-    expiry: slice
-    optional: tuple[tuple[str, slice], ...]
+    expiry: slice | None
+    nationality: slice | None
+    letters: _Fields
+    names: _Fields
+    padded: _Fields
+    numeric: _Numeric
+    codes: _Fields = ()  # fixed-width codes reported in extra as printed
     overflow: slice | None = None  # where a number longer than 9 continues
     personal_check: int | None = None
     composite: int | None = None
     composite_over: tuple[slice, ...] = ()
 
 
+def _with_check(where: slice) -> slice:
+    return slice(where.start, where.stop + 1)
+
+
+def _dates(dob: slice, expiry: slice | None = None) -> _Numeric:
+    spans = [("date_of_birth", _with_check(dob))]
+    if expiry is not None:
+        spans.append(("expiry_date", _with_check(expiry)))
+    return tuple((name, span, (span,)) for name, span in spans)
+
+
+def _icao(layout: str, names: slice, nationality: slice, dob: slice, expiry: slice, **fields) -> _Spec:
+    name_fields = (("names", names),)
+    letters = (*_CODES, ("nationality", nationality), *name_fields)
+    return _Spec(layout, nationality=nationality, letters=letters, names=name_fields, dob=dob, expiry=expiry,
+                 numeric=_dates(dob, expiry), **fields)
+
+
 # Part 5, section 4.2.2: the upper line carries the document number, the middle
 # line the dates, the lower line the name.
-_TD1 = _Spec(
-    "TD1", 30,
-    names=slice(60, 90), number=slice(5, 14), nationality=slice(45, 48),
-    dob=slice(30, 36), sex=37, expiry=slice(38, 44),
-    optional=(("optional_data", slice(15, 30)), ("optional_data_2", slice(48, 59))),
+_TD1 = _icao(
+    "TD1", names=slice(60, 90), nationality=slice(45, 48),
+    number=slice(5, 14), dob=slice(30, 36), sex=37, expiry=slice(38, 44),
+    padded=(("optional_data", slice(15, 30)), ("optional_data_2", slice(48, 59))),
     overflow=slice(15, 30), composite=59,
     composite_over=(slice(5, 30), slice(30, 37), slice(38, 45), slice(48, 59)),
 )
 
 
-def _two_line(layout: str, width: int, optional_name: str, optional_end: int,
+def _two_line(layout: str, w: int, optional_name: str, optional_end: int,
               *, long_numbers: bool, personal_check: bool, composite: bool) -> _Spec:
     """Parts 4, 6 and 7 share the lower line up to the expiry check digit (position 28)."""
-    w = width
     optional = slice(w + 28, w + optional_end)
-    return _Spec(
-        layout, width,
-        names=slice(5, w), number=slice(w, w + 9), nationality=slice(w + 10, w + 13),
-        dob=slice(w + 13, w + 19), sex=w + 20, expiry=slice(w + 21, w + 27),
-        optional=((optional_name, optional),),
+    return _icao(
+        layout, names=slice(5, w), nationality=slice(w + 10, w + 13),
+        number=slice(w, w + 9), dob=slice(w + 13, w + 19), sex=w + 20, expiry=slice(w + 21, w + 27),
+        padded=((optional_name, optional),),
         overflow=optional if long_numbers else None,
         personal_check=w + optional_end if personal_check else None,
         composite=2 * w - 1 if composite else None,
@@ -99,15 +127,30 @@ _TD3 = _two_line("TD3", 44, "personal_number", 42, long_numbers=True, personal_c
 _MRVA = _two_line("MRVA", 44, "optional_data", 44, long_numbers=False, personal_check=False, composite=False)
 _MRVB = _two_line("MRVB", 36, "optional_data", 36, long_numbers=False, personal_check=False, composite=False)
 
+# French identity card, 1988-2021 design (not Doc 9303). Line 1: IDFRA, surname
+# (25), issuing office (department 3 + office 3). Line 2: card number (12: issue
+# YYMM, department 3, sequence 5) and its check digit, given names (14), date of
+# birth and its check digit, sex, and a check digit over line 1 and the first 35
+# characters of line 2. No expiry date and no nationality field.
+_FRA_NAMES = (("surname", slice(5, 30)), ("given_names", slice(49, 63)))
+_FRA_ID = _Spec(
+    "FRA-ID", number=slice(36, 48), dob=slice(63, 69), sex=70, expiry=None, nationality=None,
+    letters=(*_CODES, *_FRA_NAMES), names=_FRA_NAMES, padded=(),
+    # Only the department (3 characters after YYMM) may hold letters.
+    numeric=(*_dates(slice(63, 69)), ("document_number", slice(36, 49), (slice(36, 40), slice(43, 49)))),
+    codes=(("issuing_office", slice(30, 36)),), composite=71, composite_over=(slice(0, 71),),
+)
 
-def parse_mrz(data: bytes | str, *, today: date | None = None) -> Document:
-    """Parse an MRZ (any Doc 9303 layout) into a Document with format "mrz".
 
-    ``today`` anchors the two-digit years: a birth date is never in the future
-    and an expiry date at most 50 years ahead. Raises EmptyInput, InputTooLarge
-    or MalformedMRZ; check digit failures only clear ``valid``.
+def parse_mrz(data: bytes | str, *, today: date | datetime | None = None) -> Document:
+    """Parse an MRZ (any Doc 9303 layout, or FRA-ID) into a Document with format "mrz".
+
+    ``today`` (a datetime counts as its date) anchors the two-digit years: a
+    birth date is never in the future and an expiry date at most 50 years
+    ahead. Raises EmptyInput, InputTooLarge or MalformedMRZ; check digit
+    failures only clear ``valid``.
     """
-    today = _as_day(today)
+    day = reference_day(today)
     raw_lines = _lines_of(checked_text(data))
     warnings: list[str] = []
     lines = [line.translate(_UPPER) for line in raw_lines]
@@ -117,11 +160,16 @@ def parse_mrz(data: bytes | str, *, today: date | None = None) -> Document:
     spec = _spec_for(lines)
     text = "".join(lines)
     text = _repair_by_type(text, spec, warnings)
-    text = _repair_dates(text, spec, warnings)
-    text = _repair_personal_number(text, spec, warnings)
-    text = _repair_document_number(text, spec, warnings)
-    text = _repair_composite_digit(text, spec, warnings)
-    return _document(text, spec, raw_lines, warnings, today)
+    text = _repair_filler_runs(text, spec, warnings)
+    checks = _checks(text, spec)
+    if not all(checks.values()):
+        # Every repair below is confirmed by a check digit that failed.
+        text = _repair_digit_fields(text, spec, warnings)
+        text = _repair_personal_number(text, spec, warnings)
+        text = _repair_document_number(text, spec, warnings)
+        text = _repair_composite_digit(text, spec, warnings)
+        checks = _checks(text, spec)
+    return _document(text, spec, checks, raw_lines, warnings, day)
 
 
 def looks_like_mrz(text: str | bytes) -> bool:
@@ -148,14 +196,6 @@ def looks_like_mrz(text: str | bytes) -> bool:
 
 
 # -- reading the lines ------------------------------------------------------
-
-
-def _as_day(today: date | None) -> date:
-    if today is None:
-        return date.today()
-    return today.date() if isinstance(today, datetime) else today
-
-
 
 
 def _lines_of(text: str) -> list[str]:
@@ -193,12 +233,25 @@ def _refuse_illegal_characters(lines: list[str]) -> None:
 
 def _spec_for(lines: list[str]) -> _Spec:
     """Layout from the shape; a document code starting with V is a visa (Part 7)."""
-    visa = lines[0][0] == "V"
-    if len(lines[0]) == 30:
+    first = lines[0]
+    if len(first) == 30:
         return _TD1
-    if len(lines[0]) == 36:
-        return _MRVB if visa else _TD2
-    return _MRVA if visa else _TD3
+    if first[0] == "V":
+        return _MRVB if len(first) == 36 else _MRVA
+    if len(first) == 44:
+        return _TD3
+    return _FRA_ID if _is_french_id(lines) else _TD2
+
+
+def _is_french_id(lines: list[str]) -> bool:
+    """IDFRA on 2 x 36 lines, and digits where TD2 has the nationality.
+
+    Line 2 positions 11-13 hold the holder's nationality in a TD2 (letters or
+    `<`, Part 6 section 4.2.2) but the end of the card number and its check
+    digit on the French card. Read through the OCR confusions, so a damaged
+    card is still recognised.
+    """
+    return as_letters(lines[0][:5]) == "IDFRA" and _DIGIT.search(as_digits(lines[1][10:13])) is not None
 
 
 # -- repairs ------------------------------------------------------------------
@@ -215,9 +268,7 @@ def _repair_by_type(text: str, spec: _Spec, warnings: list[str]) -> str:
     section 4.6), so a confusable digit there is a misread letter whatever
     the check digits say; none of these fields has a check digit of its own.
     """
-    fields = (("document_code", slice(0, 2)), ("issuing_country", slice(2, 5)),
-              ("nationality", spec.nationality), ("names", spec.names))
-    for name, where in fields:
+    for name, where in spec.letters:
         raw = text[where]
         fixed = as_letters(raw)
         if fixed != raw:
@@ -234,15 +285,57 @@ def _repair_by_type(text: str, spec: _Spec, warnings: list[str]) -> str:
     return text
 
 
-def _repair_dates(text: str, spec: _Spec, warnings: list[str]) -> str:
-    """Letters in a date or its check digit, kept only if the check digit then passes."""
-    for name, where in (("date_of_birth", spec.dob), ("expiry_date", spec.expiry)):
-        span = slice(where.start, where.stop + 1)
-        raw = text[span]
-        fixed = as_digits(raw)
+def _filler_start(field: str, *, words: bool) -> int | None:
+    """Where a trailing run of K and `<` that must be misread fillers starts, if any.
+
+    The run needs two K: one K may be printed (an initial, ``JAN<K``), two
+    after the value has ended are taken for misread fillers. In a name, K
+    touching the end of a word belongs to it (``ERIK``), so the run starts at
+    a `<`.
+    """
+    start = len(field.rstrip("K<"))
+    if words:
+        start = field.find("<", start)
+        if start < 0:
+            return None
+    return start if field.count("K", start) >= 2 else None
+
+
+def _repair_filler_runs(text: str, spec: _Spec, warnings: list[str]) -> str:
+    """`<` misread as K at the end of names and filler-padded data.
+
+    No check digit can confirm this repair: K is worth 20 and `<` 0 (Part 3,
+    section 4.9), and 20 times any weight is 0 modulo 10. The field's shape
+    decides instead (see :func:`_filler_start`).
+    """
+    for fields, words in ((spec.names, True), (spec.padded, False)):
+        for name, where in fields:
+            field = text[where]
+            if "K" not in field:
+                continue
+            start = _filler_start(field, words=words)
+            if start is not None:
+                run = field[start:]
+                warnings.append(f"{name}: read {run.strip('<')!r} at the end as fillers "
+                                "(a check digit cannot tell K from <)")
+                text = _splice(text, slice(where.start + start, where.stop), "<" * len(run))
+    return text
+
+
+def _repair_digit_fields(text: str, spec: _Spec, warnings: list[str]) -> str:
+    """Letters where only digits are valid, kept only if the check digit then passes.
+
+    Dates are all digits; the FRA-ID card number is digits but for its
+    department code.
+    """
+    for name, span, digit_parts in spec.numeric:
+        fixed_text = text
+        for part in digit_parts:
+            fixed_text = _splice(fixed_text, part, as_digits(text[part]))
+        raw, fixed = text[span], fixed_text[span]
         if fixed != raw and not digit_passes(raw[:-1], raw[-1]) and digit_passes(fixed[:-1], fixed[-1]):
             warnings.append(f"{name}: read {raw!r} as {fixed!r} (check digit confirms)")
-            text = _splice(text, span, fixed)
+            text = fixed_text
     return text
 
 
@@ -255,7 +348,7 @@ def _repair_personal_number(text: str, spec: _Spec, warnings: list[str]) -> str:
     at = spec.personal_check
     if at is None:
         return text
-    field = spec.optional[0][1]
+    field = spec.padded[0][1]
     if digit_passes(text[field], text[at], filler_allowed=True):
         return text
     number_ok = _number_ok(text, spec)
@@ -348,28 +441,41 @@ def _composite_ok(text: str, spec: _Spec) -> bool:
     return digit_passes(covered, text[spec.composite])
 
 
-def _document(text: str, spec: _Spec, raw_lines: list[str], warnings: list[str], today: date) -> Document:
-    number, covered, digit, used = _document_number(text, spec)
+def _checks(text: str, spec: _Spec) -> dict[str, bool]:
+    """Every check digit the layout defines, by field name."""
+    _, covered, digit, _ = _document_number(text, spec)
     checks = {
         "document_number": digit_passes(covered, digit),
         "date_of_birth": digit_passes(text[spec.dob], text[spec.dob.stop]),
-        "expiry_date": digit_passes(text[spec.expiry], text[spec.expiry.stop]),
     }
+    if spec.expiry is not None:
+        checks["expiry_date"] = digit_passes(text[spec.expiry], text[spec.expiry.stop])
     if spec.personal_check is not None:
         checks["personal_number"] = digit_passes(
-            text[spec.optional[0][1]], text[spec.personal_check], filler_allowed=True)
+            text[spec.padded[0][1]], text[spec.personal_check], filler_allowed=True)
     if spec.composite is not None:
         checks["composite"] = _composite_ok(text, spec)
+    return checks
+
+
+def _document(text: str, spec: _Spec, checks: dict[str, bool], raw_lines: list[str],
+              warnings: list[str], today: date) -> Document:
+    number, _, _, used = _document_number(text, spec)
+    if not used and _filler_start(text[spec.number], words=False) is not None:
+        # Not repaired: a number may really end in K (see _repair_filler_runs).
+        warnings.append(f"document_number: {number!r} ends in K that may be misread fillers "
+                        "(a check digit cannot tell K from <); left as read")
 
     extra: dict[str, object] = {}
-    for name, where in spec.optional:
+    for name, where in spec.padded + spec.codes:
         value = text[where]
         if where == spec.overflow:
             value = value[used:]
         extra[name] = value.rstrip("<") or None
     extra["lines"] = list(raw_lines)
 
-    surname, given_names = _names(text[spec.names])
+    surname, given_names = _names(text, spec)
+    issuing_country = _country(text[2:5])
     return Document(
         format=FORMAT_MRZ,
         layout=spec.layout,
@@ -378,11 +484,13 @@ def _document(text: str, spec: _Spec, raw_lines: list[str], warnings: list[str],
         surname=surname,
         given_names=given_names,
         date_of_birth=_date("date_of_birth", text[spec.dob], today, warnings),
-        expiry_date=_date("expiry_date", text[spec.expiry], _years_after(today, 50), warnings),
+        expiry_date=None if spec.expiry is None
+        else _date("expiry_date", text[spec.expiry], _years_after(today, 50), warnings),
         issue_date=None,
         sex=_sex(text[spec.sex], warnings),
-        nationality=_country(text[spec.nationality]),
-        issuing_country=_country(text[2:5]),
+        # The French card is issued to French nationals only.
+        nationality=issuing_country if spec.nationality is None else _country(text[spec.nationality]),
+        issuing_country=issuing_country,
         issuing_authority=None,
         checks=checks,
         warnings=warnings,
@@ -390,12 +498,17 @@ def _document(text: str, spec: _Spec, raw_lines: list[str], warnings: list[str],
     )
 
 
-def _names(field: str) -> tuple[str | None, str | None]:
+def _names(text: str, spec: _Spec) -> tuple[str | None, str | None]:
     """Primary and secondary identifiers split on `<<` (Part 3, section 4.6).
 
-    Truncated names are kept as printed: the MRZ has no way to say more.
+    The French card has a field for each; there `<<` separates given names and
+    every `<` is read as a space. Truncated names are kept as printed: the MRZ
+    has no way to say more.
     """
-    primary, _, secondary = field.partition("<<")
+    if len(spec.names) == 1:
+        primary, _, secondary = text[spec.names[0][1]].partition("<<")
+    else:
+        primary, secondary = (text[where] for _, where in spec.names)
     surname = " ".join(part for part in primary.split("<") if part) or None
     given_names = " ".join(part for part in secondary.split("<") if part) or None
     return surname, given_names

@@ -17,7 +17,6 @@ from collections.abc import Callable, Iterable
 from enum import Enum
 from itertools import combinations
 
-_WEIGHTS = (7, 3, 1)
 _VALUES = {ch: i for i, ch in enumerate("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ")}
 _VALUES["<"] = 0
 _MRZ_CHARS = re.compile(r"[0-9A-Z<]*")
@@ -47,9 +46,7 @@ def check_digit(field: str) -> str:
     if not _MRZ_CHARS.fullmatch(field):
         bad = next(ch for ch in field if ch not in _VALUES)
         raise ValueError(f"{bad!r} is not an MRZ character")
-    values = field.encode("ascii").translate(_VALUE_BYTES)
-    total = 7 * sum(values[0::3]) + 3 * sum(values[1::3]) + sum(values[2::3])
-    return str(total % 10)
+    return _digit_of(field)
 
 
 def digit_passes(field: str, digit: str, *, filler_allowed: bool = False) -> bool:
@@ -63,7 +60,15 @@ def digit_passes(field: str, digit: str, *, filler_allowed: bool = False) -> boo
         return filler_allowed and field.strip("<") == ""
     if len(digit) != 1 or digit not in "0123456789" or not _MRZ_CHARS.fullmatch(field):
         return False
-    return check_digit(field) == digit
+    return _digit_of(field) == digit
+
+
+def _digit_of(field: str) -> str:
+    """The check digit of ``field``, already known to hold only MRZ characters."""
+    values = field.encode("ascii").translate(_VALUE_BYTES)
+    # Weights 7, 3, 1 repeating: one slice sum per weight.
+    total = 7 * sum(values[0::3]) + 3 * sum(values[1::3]) + sum(values[2::3])
+    return str(total % 10)
 
 
 def as_digits(text: str) -> str:

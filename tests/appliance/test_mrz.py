@@ -1,10 +1,10 @@
-"""ICAO Doc 9303 MRZ parser: specimens, repairs, two-digit years, shapes, round trips."""
+"""MRZ parser (Doc 9303 and the pre-2021 French ID card): specimens, repairs, years, shapes, round trips."""
 
 from __future__ import annotations
 
 import json
 import time
-from datetime import date
+from datetime import date, datetime
 
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
@@ -13,7 +13,15 @@ from hypothesis import strategies as st
 from appliance.documents.errors import DocumentError, EmptyInput, InputTooLarge, MalformedMRZ
 from appliance.documents.model import MAX_PAYLOAD_BYTES
 from appliance.documents.mrz import check_digit, looks_like_mrz, parse_mrz
-from tests.support.mrz_encoder import LAYOUTS, WIDTHS, MRZFields, encode, mrz_check_digit
+from tests.support.mrz_encoder import (
+    LAYOUTS,
+    WIDTHS,
+    FrenchIDFields,
+    MRZFields,
+    encode,
+    encode_french_id,
+    mrz_check_digit,
+)
 
 TODAY = date(2025, 6, 15)
 
@@ -30,7 +38,12 @@ TD2_LONG = ["I<UTOSTEVENSON<<PETER<JOHN<<<<<<<<<<", "D23145890<UTO3407127M950712
 DEU_ID = ["IDD<<T220001293<<<<<<<<<<<<<<<", "6408125<2010315D<<<<<<<<<<<<<4", "MUSTERMANN<<ERIKA<<<<<<<<<<<<<"]
 DEU_PASSPORT = ["P<D<<MUSTERMANN<<ERIKA<<<<<<<<<<<<<<<<<<<<<<", "C01X00T478D<<6408125F2702283<<<<<<<<<<<<<<<4"]
 
-SPECIMENS = [TD1, TD2, TD3, MRVA, MRVB, TD1_LONG, TD2_LONG, DEU_ID, DEU_PASSPORT]
+# French identity cards, 1988-2021 design (not Doc 9303): the published
+# specimen (truncated given names) and the one in mrz-java's test suite.
+FRA_DOUEL = ["IDFRADOUEL<<<<<<<<<<<<<<<<<<<<932013", "0506932020438CHRISTIANE<<NI2906209F3"]
+FRA_PETE = ["IDFRAPETE<<<<<<<<<<<<<<<<<<<<<952042", "0509952018746NICOLAS<<PAUL<8206152M3"]
+
+SPECIMENS = [TD1, TD2, TD3, MRVA, MRVB, TD1_LONG, TD2_LONG, DEU_ID, DEU_PASSPORT, FRA_DOUEL, FRA_PETE]
 
 
 def parse(lines: list[str], today: date = TODAY):
@@ -65,6 +78,10 @@ def test_check_digit_matches_icao_specimens(field, digit):
 @given(st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789<", max_size=40))
 def test_check_digit_agrees_with_independent_encoder(field):
     assert check_digit(field) == mrz_check_digit(field)
+
+
+def test_check_digit_weights_are_7_3_1_repeating():
+    assert [check_digit(field) for field in ("1", "01", "001", "0001", "00001")] == ["7", "3", "1", "7", "3"]
 
 
 def test_check_digit_refuses_non_mrz_characters():
@@ -204,6 +221,70 @@ def test_document_serialises_to_json():
     assert out["date_of_birth"] == "1934-07-12" and out["valid"] is True
 
 
+# -- French identity card, 1988-2021 design -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("lines", "number", "surname", "given_names", "born", "sex", "office"),
+    [(FRA_DOUEL, "050693202043", "DOUEL", "CHRISTIANE NI", date(1929, 6, 20), "F", "932013"),
+     (FRA_PETE, "050995201874", "PETE", "NICOLAS PAUL", date(1982, 6, 15), "M", "952042")],
+)
+def test_french_id_card_specimens(lines, number, surname, given_names, born, sex, office):
+    doc = parse(lines)
+    assert (doc.layout, doc.document_code, doc.document_number) == ("FRA-ID", "ID", number)
+    assert (doc.surname, doc.given_names, doc.date_of_birth, doc.sex) == (surname, given_names, born, sex)
+    assert (doc.issuing_country, doc.nationality) == ("FRA", "FRA")
+    assert doc.expiry_date is None and doc.issue_date is None
+    assert doc.checks == {"document_number": True, "date_of_birth": True, "composite": True}
+    assert doc.valid and doc.warnings == []
+    assert doc.extra == {"issuing_office": office, "lines": lines}
+
+
+def test_french_id_card_serialises_with_its_own_layout_and_no_expiry():
+    out = json.loads(json.dumps(parse(FRA_DOUEL).to_dict()))
+    assert (out["layout"], out["expiry_date"], out["valid"]) == ("FRA-ID", None, True)
+
+
+def test_french_id_card_composite_covers_line_one_and_line_two_up_to_the_sex():
+    assert mrz_check_digit(FRA_DOUEL[0] + FRA_DOUEL[1][:35]) == FRA_DOUEL[1][35]
+    doc = parse(with_char(FRA_DOUEL, 0, 8, "L"))  # DOUEL read as DOULL: no own check digit
+    assert doc.checks == {"document_number": True, "date_of_birth": True, "composite": False}
+
+
+def test_every_check_digit_of_the_french_id_card_is_checked():
+    for name, col in {"document_number": 12, "date_of_birth": 33, "composite": 35}.items():
+        wrong = "3" if FRA_PETE[1][col] != "3" else "4"
+        doc = parse(with_char(FRA_PETE, 1, col, wrong))
+        assert doc.layout == "FRA-ID" and doc.checks[name] is False and not doc.valid, name
+
+
+def test_icao_td2_issued_by_france_is_still_td2():
+    lines = encode(MRZFields("TD2", "ID", "FRA", "X4RTBPFW4", "MARTIN", "PAUL", "800101", "M", "300101", "FRA"))
+    doc = parse(lines)
+    assert (doc.layout, doc.nationality, doc.document_number) == ("TD2", "FRA", "X4RTBPFW4")
+    assert doc.valid
+
+
+def test_french_id_card_with_ocr_damage_is_recognised_and_repaired():
+    doc = parse(with_char(FRA_PETE, 0, 0, "1"))  # IDFRA read as 1DFRA
+    assert (doc.layout, doc.document_code) == ("FRA-ID", "ID") and doc.valid
+    assert read_warnings(doc, "document_code")
+    doc = parse(with_char(FRA_PETE, 1, 8, "I"))  # sequence 01874 read as 0I874
+    assert (doc.layout, doc.document_number) == ("FRA-ID", "050995201874") and doc.valid
+    assert read_warnings(doc, "document_number")
+    doc = parse(with_char(FRA_PETE, 1, 16, "0"))  # NICOLAS read as NIC0LAS
+    assert doc.given_names == "NICOLAS PAUL" and doc.valid
+    assert read_warnings(doc, "given_names")
+
+
+def test_french_id_card_misread_fillers_after_the_names_are_repaired():
+    lines = encode_french_id(FrenchIDFields("PETE", ["JO"], "050995201874", "952042", "820615", "M"))
+    lines = [lines[0][:20] + "KK" + lines[0][22:], lines[1][:20] + "K<K" + lines[1][23:]]
+    doc = parse(lines)
+    assert (doc.surname, doc.given_names) == ("PETE", "JO") and doc.valid
+    assert read_warnings(doc, "surname") and read_warnings(doc, "given_names")
+
+
 # -- names --------------------------------------------------------------------------
 
 
@@ -306,11 +387,98 @@ def test_filler_read_as_k_in_sex_is_repaired_by_type():
     assert read_warnings(doc, "sex")
 
 
-def test_filler_read_as_k_in_name_cannot_be_confirmed_and_is_kept():
+def test_single_k_after_filler_in_name_is_kept_as_an_initial():
     # "K" is a possible given name (an initial) and names carry no check digit.
     doc = parse(with_char(TD1, 2, 24, "K"))
     assert doc.given_names == "ANNA MARIA K"
     assert doc.warnings == []
+    lines = encode(MRZFields("TD3", "P", "CZE", "X1", "NOVAK", "JAN K", "800101", "M", "300101", "CZE"))
+    assert "NOVAK<<JAN<K<<<<" in lines[0]
+    doc = parse(lines)
+    assert (doc.surname, doc.given_names, doc.warnings) == ("NOVAK", "JAN K", [])
+
+
+def test_check_digits_cannot_tell_k_from_filler():
+    # K is worth 20, and 20 times any weight is 0 modulo 10, the value of `<`.
+    assert check_digit("ZE184226BKKKKK") == check_digit("ZE184226B<<<<<") == "1"
+    assert check_digit("K" * 14) == check_digit("<" * 14) == "0"
+
+
+def test_misread_filler_run_at_end_of_name_is_repaired_with_warning():
+    lines = [TD3[0][:30] + "K" * 14, TD3[1]]  # ANNA<MARIA<<<<<KKKKKKKKKKKKKK
+    doc = parse(lines)
+    assert (doc.surname, doc.given_names) == ("ERIKSSON", "ANNA MARIA")
+    assert doc.valid
+    assert read_warnings(doc, "names") == [
+        "names: read 'KKKKKKKKKKKKKK' at the end as fillers (a check digit cannot tell K from <)"]
+
+
+def test_misread_fillers_scattered_at_end_of_name_are_repaired():
+    doc = parse(with_char(with_char(TD1, 2, 22, "K"), 2, 27, "K"))  # MARIA<<K<<<<K<<
+    assert doc.given_names == "ANNA MARIA" and len(read_warnings(doc, "names")) == 1
+
+
+def test_k_ending_a_name_word_is_not_taken_for_fillers():
+    lines = encode(MRZFields("TD1", "I", "UTO", "X1", "NOVAK", "ERIK", "800101", "M", "300101", "UTO"))
+    lines[2] = lines[2][:16] + "KK" + lines[2][18:]  # NOVAK<<ERIK<<<<<KK<<<
+    doc = parse(lines)
+    assert (doc.surname, doc.given_names) == ("NOVAK", "ERIK")
+    assert len(read_warnings(doc, "names")) == 1
+
+
+def test_misread_filler_run_at_end_of_personal_number_is_repaired():
+    lines = [TD3[0], TD3[1][:37] + "KKKKK" + TD3[1][42:]]  # ZE184226BKKKKK
+    doc = parse(lines)
+    assert doc.extra["personal_number"] == "ZE184226B"
+    assert doc.valid and read_warnings(doc, "personal_number")
+
+
+@pytest.mark.parametrize("check", ["<", "K"])
+def test_empty_personal_number_read_as_all_k_is_repaired(check):
+    lines = [DEU_PASSPORT[0], DEU_PASSPORT[1][:28] + "K" * 14 + check + DEU_PASSPORT[1][43]]
+    doc = parse(lines)
+    assert doc.extra["personal_number"] is None
+    assert doc.checks["personal_number"] and doc.valid
+    assert read_warnings(doc, "personal_number")
+
+
+def test_single_trailing_k_in_personal_number_is_kept():
+    doc = parse(with_char(TD3, 1, 37, "K"))  # ZE184226BK: printed, or one misread filler
+    assert doc.extra["personal_number"] == "ZE184226BK"
+    assert doc.valid and doc.warnings == []
+
+
+@pytest.mark.parametrize(("row", "start", "field"), [(0, 25, "optional_data"), (1, 26, "optional_data_2")])
+def test_misread_filler_run_at_end_of_optional_data_is_repaired(row, start, field):
+    lines = with_char(with_char(TD1, row, start, "K"), row, start + 2, "K")
+    doc = parse(lines)
+    assert doc.extra[field] is None and doc.valid
+    assert read_warnings(doc, field)
+
+
+def test_misread_fillers_after_long_document_number_are_repaired():
+    lines = with_char(with_char(TD1_LONG, 0, 19, "K"), 0, 20, "K")  # 7349<KK<<<
+    doc = parse(lines)
+    assert doc.document_number == "D23145890734" and doc.extra["optional_data"] is None
+    assert doc.valid and read_warnings(doc, "optional_data")
+
+
+def test_document_number_ending_in_two_k_is_kept_with_warning():
+    # AB12345KK, or AB12345 with both fillers misread: no check digit can tell.
+    lines = encode(MRZFields("TD3", "P", "UTO", "AB12345KK", "DOE", "JOHN", "800101", "M", "300101", "UTO"))
+    short = encode(MRZFields("TD3", "P", "UTO", "AB12345", "DOE", "JOHN", "800101", "M", "300101", "UTO"))
+    assert short[1].replace("AB12345<<", "AB12345KK") == lines[1]  # same check digits throughout
+    doc = parse(lines)
+    assert doc.document_number == "AB12345KK" and doc.valid
+    assert [w for w in doc.warnings if w.startswith("document_number:")] == [
+        "document_number: 'AB12345KK' ends in K that may be misread fillers "
+        "(a check digit cannot tell K from <); left as read"]
+
+
+def test_document_number_ending_in_one_k_has_no_warning():
+    lines = encode(MRZFields("TD3", "P", "UTO", "AB123456K", "DOE", "JOHN", "800101", "M", "300101", "UTO"))
+    doc = parse(lines)
+    assert doc.document_number == "AB123456K" and doc.valid and doc.warnings == []
 
 
 def test_digit_in_nationality_is_repaired_by_type():
@@ -385,6 +553,12 @@ def test_impossible_calendar_date_gives_empty_date_and_warning():
     doc = parse(lines)
     assert doc.date_of_birth is None and doc.expiry_date is None
     assert any("calendar" in w for w in doc.warnings)
+
+
+def test_datetime_today_counts_as_its_date():
+    assert parse(TD3, today=datetime(2074, 8, 12, 23, 59)).date_of_birth == date(2074, 8, 12)
+    assert parse(TD3, today=datetime(2074, 8, 11, 23, 59)).date_of_birth == date(1974, 8, 12)
+    assert parse(TD3, today=datetime(1962, 4, 15, 0, 1)).expiry_date == date(2012, 4, 15)
 
 
 def test_default_today_is_the_real_date():
@@ -490,6 +664,9 @@ def test_looks_like_mrz_rejects_other_text(text):
 # -- round trip and fuzzing ----------------------------------------------------------
 
 _WORD = st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZ", min_size=1, max_size=8)
+# Values ending in K read like fillers misread as K, which the parser repairs
+# (or warns about): the K tests below cover them, the round trips avoid them.
+_NAME_WORD = _WORD.filter(lambda word: word.strip("K") != "")
 _ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 _MRZ_CHARS = _ALNUM + "<"
 
@@ -499,7 +676,8 @@ def _years_after(day: date, years: int) -> date:
 
 
 def _optional(size: int):
-    return st.text(alphabet=_MRZ_CHARS, max_size=size).map(lambda s: s.strip("<"))
+    return st.text(alphabet=_MRZ_CHARS, max_size=size).map(lambda s: s.strip("<")).filter(
+        lambda s: not s.endswith("K"))
 
 
 @st.composite
@@ -508,6 +686,7 @@ def valid_documents(draw):
     today = draw(st.dates(date(2000, 1, 1), date(2080, 12, 31)))
     long_room = {"TD1": 13, "TD2": 5, "TD3": 12}.get(layout, 0)
     number = draw(st.text(alphabet=_ALNUM, min_size=1, max_size=9 + long_room))
+    assume(len(number) > 9 or not number.endswith("K"))
     code = draw(st.sampled_from(["V", "VA"] if layout.startswith("MRV") else
                                 ["P", "PD"] if layout == "TD3" else ["I", "ID", "AC", "C"]))
     fields = MRZFields(
@@ -515,8 +694,8 @@ def valid_documents(draw):
         document_code=code,
         issuing_country=draw(st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZ", min_size=3, max_size=3)),
         document_number=number,
-        surname=" ".join(draw(st.lists(_WORD, min_size=1, max_size=2))),
-        given_names=" ".join(draw(st.lists(_WORD, max_size=3))),
+        surname=" ".join(draw(st.lists(_NAME_WORD, min_size=1, max_size=2))),
+        given_names=" ".join(draw(st.lists(_NAME_WORD, max_size=3))),
         date_of_birth=draw(st.dates(_years_after(today, -99), today)),
         sex=draw(st.sampled_from("MFX<")),
         expiry_date=draw(st.dates(_years_after(today, -49), _years_after(today, 49))),
@@ -555,6 +734,78 @@ def test_round_trip_encoder_to_parser_gives_back_the_fields(case):
                 "TD3": {"personal_number": fields.personal_number}}.get(
         fields.layout, {"optional_data": fields.optional_data})
     assert {k: doc.extra[k] for k in expected} == {k: v or None for k, v in expected.items()}
+
+
+@st.composite
+def french_cards(draw):
+    today = draw(st.dates(date(2000, 1, 1), date(2080, 12, 31)))
+    department = draw(st.one_of(st.text(alphabet="0123456789", min_size=3, max_size=3),
+                                st.sampled_from(["02A", "02B"])))
+    issued = draw(st.dates(date(1988, 1, 1), date(2021, 8, 1)))
+    sequence = draw(st.text(alphabet="0123456789", min_size=5, max_size=5))
+    short_word = _NAME_WORD.filter(lambda word: len(word) <= 5)  # 14 characters hold few given names
+    given = draw(st.lists(st.lists(short_word, min_size=1, max_size=2).map(" ".join), min_size=1, max_size=3))
+    fields = FrenchIDFields(
+        surname=" ".join(draw(st.lists(_NAME_WORD, min_size=1, max_size=2))),
+        given_names=given,
+        card_number=issued.strftime("%y%m") + department + sequence,
+        issuing_office=department + draw(st.text(alphabet="0123456789", min_size=3, max_size=3)),
+        date_of_birth=draw(st.dates(_years_after(today, -99), today)),
+        sex=draw(st.sampled_from("MF")),
+    )
+    try:
+        lines = encode_french_id(fields)
+    except ValueError:  # the names do not fit
+        assume(False)
+    return fields, lines, today
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
+@given(french_cards())
+def test_round_trip_french_id_card_encoder_to_parser(case):
+    fields, lines, today = case
+    doc = parse(lines, today=today)
+    assert doc.layout == "FRA-ID"
+    assert doc.valid, doc.checks
+    assert doc.warnings == []
+    assert (doc.document_code, doc.issuing_country, doc.nationality) == ("ID", "FRA", "FRA")
+    assert doc.document_number == fields.card_number
+    assert doc.surname == fields.surname
+    assert doc.given_names == " ".join(fields.given_names)
+    assert (doc.date_of_birth, doc.sex, doc.expiry_date) == (fields.date_of_birth, fields.sex, None)
+    assert doc.extra["issuing_office"] == fields.issuing_office
+
+
+# Filler-padded fields by layout, as (line, start, stop, field name, holds words).
+_PADDED = {
+    "TD1": [(2, 0, 30, "names", True), (0, 15, 30, "optional_data", False), (1, 18, 29, "optional_data_2", False)],
+    "TD2": [(0, 5, 36, "names", True), (1, 28, 35, "optional_data", False)],
+    "TD3": [(0, 5, 44, "names", True), (1, 28, 42, "personal_number", False)],
+    "MRVA": [(0, 5, 44, "names", True), (1, 28, 44, "optional_data", False)],
+    "MRVB": [(0, 5, 36, "names", True), (1, 28, 36, "optional_data", False)],
+    "FRA-ID": [(0, 5, 30, "surname", True), (1, 13, 27, "given_names", True)],
+}
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
+@given(st.one_of(valid_documents(), french_cards()), st.data())
+def test_fillers_misread_as_k_at_the_end_of_a_padded_field_are_repaired(case, data):
+    _, lines, today = case
+    layout = "FRA-ID" if isinstance(case[0], FrenchIDFields) else case[0].layout
+    row, start, stop, name, words = data.draw(st.sampled_from(_PADDED[layout]))
+    field = lines[row][start:stop]
+    # Padding after the value; a name keeps the `<` that ends its last word.
+    padding = range(len(field.rstrip("<")) + (1 if words else 0), len(field))
+    assume(len(padding) >= 2)
+    misread = data.draw(st.sets(st.sampled_from(padding), min_size=2))
+    damaged = list(lines)
+    damaged[row] = "".join("K" if i - start in misread else ch for i, ch in enumerate(lines[row]))
+    original, doc = parse(lines, today=today), parse(damaged, today=today)
+    assert read_warnings(doc, name) and len(doc.warnings) == 1
+    strip = {"warnings": None, "mrz": None}
+    assert {**doc.to_dict(), **strip} == {**original.to_dict(), **strip}
+    assert {k: v for k, v in doc.extra.items() if k != "lines"} == {
+        k: v for k, v in original.extra.items() if k != "lines"}
 
 
 _MUTATION_CHARS = st.one_of(st.sampled_from(list("O0I1B8S5K<\n\r \tDXé\x00")), st.characters())

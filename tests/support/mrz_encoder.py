@@ -1,5 +1,8 @@
 """Test-only MRZ encoder: document fields -> Doc 9303 lines with correct check digits.
 
+Also encodes the pre-2021 French identity card (1988-2021 design), whose 2 x 36
+zone is not Doc 9303 but uses its check digit.
+
 Deliberately independent of the parser (its own check digit routine), so a
 round trip through both proves they agree on the standard, not on a shared bug.
 """
@@ -81,6 +84,40 @@ def encode(fields: MRZFields) -> list[str]:
     if not visa:
         lower += mrz_check_digit(lower[0:10] + lower[13:20] + lower[21:])
     return _checked([upper, lower], width)
+
+
+@dataclass
+class FrenchIDFields:
+    """What goes into the zone of a French identity card of the 1988-2021 design."""
+
+    surname: str
+    given_names: list[str]  # written with `<<` between them; a space inside one becomes `<`
+    card_number: str  # 12 characters: issue YYMM, department (3), sequence (5)
+    issuing_office: str  # 6 characters: department (3), office (3)
+    date_of_birth: date | str
+    sex: str
+    truncate_names: bool = False
+
+
+def encode_french_id(fields: FrenchIDFields) -> list[str]:
+    """The two 36-character lines; ValueError when something does not fit.
+
+    Line 1: IDFRA, surname (25), office. Line 2: card number, its check digit,
+    given names (14), date of birth, its check digit, sex, and a check digit
+    over line 1 and the first 35 characters of line 2.
+    """
+    if len(fields.card_number) != 12 or len(fields.issuing_office) != 6:
+        raise ValueError("a card number has 12 characters and an office code 6")
+    surname = fields.surname.replace(" ", "<")
+    given = "<<".join(name.replace(" ", "<") for name in fields.given_names)
+    if fields.truncate_names:
+        surname, given = surname[:25], given[:14]
+    upper = "IDFRA" + _pad(surname, 25) + fields.issuing_office
+    dob = _yymmdd(fields.date_of_birth)
+    lower = (fields.card_number + mrz_check_digit(fields.card_number) + _pad(given, 14)
+             + dob + mrz_check_digit(dob) + fields.sex)
+    lower += mrz_check_digit(upper + lower)
+    return _checked([upper, lower], 36)
 
 
 def _number_fields(number: str, optional: str, optional_width: int, *, long_ok: bool) -> tuple[str, str]:
