@@ -1,0 +1,538 @@
+"""The on-device list snapshot: lists, token entries and clearances in one SQLite file.
+
+Why it is shaped this way (numbers in docs/snapshot.md):
+
+* WAL journal, so the counter UI (readers) never waits for the sync agent
+  (the writer, another process), and a ``kill -9`` of the writer leaves the
+  last committed version intact.
+* Every change to a list is one ``apply_batch``: one BEGIN IMMEDIATE
+  transaction that checks the version, applies additions and removals and
+  moves the list from N to N+1. Anything that goes wrong rolls all of it back.
+* Token records are packed into buckets (appliance/snapshot_codec.py) and an
+  entry's metadata is stored once in ``meta``: 20 bytes per token record,
+  about 21.5 bytes per token on disk, where one SQLite row per token costs
+  27-28.
+* The schema is made by migrations in appliance/snapshot_schema.py with
+  sqlite-utils. The lookup path uses the plain sqlite3 connection: it runs
+  two prepared statements per token and must not pay for anything else.
+
+Nothing here stores a name or a document number: only the keyed tokens of
+sync/identity.py and what a match means.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import Iterable, Iterator
+from urllib.parse import quote
+
+from appliance import snapshot_codec as codec
+from appliance import snapshot_schema as schema
+from appliance.records import Action, Batch, Clearance, Entry, ListInfo, TokenKind
+from appliance.snapshot_errors import (  # noqa: F401 (re-exported: callers import them from here)
+    SnapshotBusy,
+    SnapshotCorrupt,
+    SnapshotError,
+    UnknownList,
+    VersionMismatch,
+    translated,
+)
+from appliance.snapshot_validate import unique_tokens, validate_batch, validate_list_info
+
+SNAPSHOT_FILE = "snapshot.db"
+BUSY_TIMEOUT_MS = 5000
+#: SQLite page cache per connection. Holds the bucket table's interior pages
+#: at 50 M tokens (about 4 MB), so a lookup reads one leaf page from the OS.
+CACHE_KIB = 16 * 1024
+_MAX_META_ID = 0xFFFFFFFF
+
+_SEEK = "SELECT start, data FROM buckets WHERE start <= ? ORDER BY start DESC LIMIT 1"
+_NEXT = "SELECT start FROM buckets WHERE start > ? ORDER BY start LIMIT 1"
+
+
+def snapshot_path(data_dir: str | os.PathLike) -> Path:
+    return Path(data_dir) / SNAPSHOT_FILE
+
+
+@dataclass(frozen=True)
+class _Meta:
+    list_id: str
+    category: str
+    action: Action
+    valid_from: date
+    valid_until: date
+    redress: str
+    template: codec.ReferenceTemplate
+
+
+class SnapshotStore:
+    """One snapshot file. Thread-safe: one connection behind a lock.
+
+    ``readonly`` opens the file with SQLite's ``mode=ro`` and never migrates;
+    the counter UI uses it, the sync agent opens read-write. The store must
+    already exist and be migrated to open it read-only. ``busy_timeout_ms``
+    bounds how long a write waits for another writer; ``cache_kib`` sizes
+    this connection's SQLite page cache.
+    """
+
+    def __init__(self, path: str | os.PathLike, *, readonly: bool = False,
+                 busy_timeout_ms: int = BUSY_TIMEOUT_MS, cache_kib: int = CACHE_KIB) -> None:
+        self.path = Path(path)
+        self.readonly = readonly
+        self._lock = threading.RLock()
+        self._depth = 0
+        self._metas: dict[int, _Meta] = {}
+        self._sqlite_utils_db = None
+        self._conn = self._open(busy_timeout_ms, cache_kib)
+
+    def _open(self, busy_timeout_ms: int, cache_kib: int) -> sqlite3.Connection:
+        if self.readonly and not self.path.is_file():
+            raise SnapshotError(f"no snapshot store at {self.path}")
+        try:
+            if self.readonly:
+                conn = sqlite3.connect(f"file:{quote(str(self.path.absolute()))}?mode=ro", uri=True,
+                                       isolation_level=None, check_same_thread=False)
+            else:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        except (sqlite3.Error, OSError) as exc:
+            raise SnapshotError(f"cannot open snapshot store {self.path}: {exc}") from None
+        try:
+            with translated(self.path):
+                conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+                conn.execute(f"PRAGMA cache_size = -{int(cache_kib)}")
+                app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+                if app_id not in (0, schema.APPLICATION_ID):
+                    raise SnapshotCorrupt(f"{self.path} is an SQLite file but not a snapshot store")
+                if self.readonly:
+                    if schema.pending(conn):
+                        raise SnapshotError(
+                            f"snapshot store {self.path} needs migrating; open it read-write once"
+                        )
+                else:
+                    conn.execute("PRAGMA journal_mode = WAL")
+                    # FULL: a committed version survives power loss too; commits are rare.
+                    conn.execute("PRAGMA synchronous = FULL")
+                    if schema.pending(conn):
+                        schema.migrate(conn)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> "SnapshotStore":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @contextmanager
+    def read(self) -> Iterator["SnapshotStore"]:
+        """One consistent view for several calls (lists, lookup, clearances).
+
+        Inside, every call sees the same committed version of every list even
+        while the writer commits; outside, each call is consistent on its own.
+        """
+        with self._lock:
+            if self._depth == 0:
+                with translated(self.path):
+                    self._conn.execute("BEGIN")
+                    # BEGIN is lazy; the first read fixes the view, so read now.
+                    self._conn.execute("SELECT 1 FROM sqlite_schema LIMIT 1").fetchone()
+            self._depth += 1
+            try:
+                yield self
+            finally:
+                self._depth -= 1
+                if self._depth == 0:
+                    self._conn.execute("COMMIT")
+
+    # -- lists ---------------------------------------------------------------
+
+    def lists(self) -> list[ListInfo]:
+        with self.read(), translated(self.path):
+            rows = self._conn.execute(f"SELECT {_LIST_COLUMNS} FROM lists ORDER BY list_id").fetchall()
+        return [_list_info(row) for row in rows]
+
+    def get_list(self, list_id: str) -> ListInfo | None:
+        with self.read(), translated(self.path):
+            row = self._conn.execute(
+                f"SELECT {_LIST_COLUMNS} FROM lists WHERE list_id = ?", (list_id,)
+            ).fetchone()
+        return _list_info(row) if row else None
+
+    def put_list(self, info: ListInfo) -> None:
+        """Create a list, or update its descriptive fields.
+
+        A new list takes every field of ``info``, version state included. For
+        an existing list only name, authority, legal basis, scopes, default
+        action, token key and redress change: versions move by apply_batch
+        and record_heartbeat alone. A new token key for a list that holds
+        tokens is refused, since it would orphan every one of them.
+        """
+        validate_list_info(info)
+        row = {
+            "list_id": info.list_id, "name": info.name, "authority": info.authority,
+            "legal_basis": info.legal_basis, "scopes": json.dumps(list(info.scopes)),
+            "default_action": Action(info.default_action).value, "token_key": bytes(info.token_key),
+            "redress": info.redress,
+        }
+        with self._write() as db:
+            current = self._conn.execute(
+                "SELECT token_key, tokens FROM lists WHERE list_id = ?", (info.list_id,)
+            ).fetchone()
+            if current is None:
+                db["lists"].insert({
+                    **row, "version": info.version, "state_digest": bytes(info.state_digest),
+                    "signed_at": _iso(info.signed_at), "valid_until": _iso(info.valid_until),
+                    "heartbeat_at": _iso(info.heartbeat_at), "tokens": 0,
+                })
+            else:
+                if current[0] != row["token_key"] and current[1]:
+                    raise SnapshotError(
+                        f"list {info.list_id!r} holds {current[1]} tokens made with its current key;"
+                        " a new token key needs a full reload of the list"
+                    )
+                db["lists"].update(info.list_id, row)
+
+    def record_heartbeat(self, list_id: str, *, signed_at: datetime | None,
+                         valid_until: datetime | None, heartbeat_at: datetime) -> None:
+        """The registry proved the list current without changing it (None keeps a time)."""
+        with self._write():
+            cur = self._conn.execute(
+                "UPDATE lists SET signed_at = COALESCE(?, signed_at),"
+                " valid_until = COALESCE(?, valid_until), heartbeat_at = ? WHERE list_id = ?",
+                (_iso(signed_at), _iso(valid_until), _iso(heartbeat_at), list_id),
+            )
+            if cur.rowcount == 0:
+                raise UnknownList(f"no list {list_id!r} in the snapshot")
+
+    # -- lookups ---------------------------------------------------------------
+
+    def lookup(self, tokens: Iterable[bytes]) -> list[Entry]:
+        """Every entry, on any list, keyed by one of these tokens (exact match).
+
+        Expired entries are returned too, with their dates: the verdict rules
+        ignore them (Entry.in_force), the sync removes them.
+        """
+        wanted = unique_tokens(tokens)
+        found: list[Entry] = []
+        with self.read(), translated(self.path):
+            execute = self._conn.execute
+            for token in wanted:
+                row = execute(_SEEK, (codec.token_key(token),)).fetchone()
+                if row is None:
+                    continue
+                for meta_id, ref in codec.find(row[1], token):
+                    found.append(self._entry(token, meta_id, ref))
+        return found
+
+    def clearances(self, tokens: Iterable[bytes]) -> list[Clearance]:
+        """The clearances (allow-tokens), on any list, for these document tokens."""
+        wanted = unique_tokens(tokens)
+        if not wanted:
+            return []
+        marks = ",".join("?" * len(wanted))
+        with self.read(), translated(self.path):
+            rows = self._conn.execute(
+                "SELECT token, list_id, redress_number, valid_until FROM clearances"
+                f" WHERE token IN ({marks}) ORDER BY token, list_id", wanted,
+            ).fetchall()
+        return [Clearance(row[0], row[1], row[2], date.fromisoformat(row[3])) for row in rows]
+
+    def iter_entries(self, list_id: str | None = None) -> Iterator[Entry]:
+        """All entries (of one list, or all), in token order, from one consistent view.
+
+        Reads the whole file and holds the store's lock until the iterator is
+        exhausted or closed: for the sync agent and for checks, not the counter.
+        """
+        with self.read(), translated(self.path):
+            for _, data in self._conn.execute("SELECT start, data FROM buckets ORDER BY start"):
+                for record in codec.decode(data):
+                    meta = self._meta(record.meta)
+                    if list_id is None or meta.list_id == list_id:
+                        yield self._entry(record.token, record.meta, record.ref)
+
+    def _entry(self, token: bytes, meta_id: int, ref: int) -> Entry:
+        meta = self._meta(meta_id)
+        number, person = codec.unpack_ref(ref)
+        return Entry(
+            token=token, list_id=meta.list_id,
+            kind=TokenKind.PERSON if person else TokenKind.DOCUMENT,
+            category=meta.category, action=meta.action,
+            reference=codec.join_reference(meta.template, number),
+            valid_from=meta.valid_from, valid_until=meta.valid_until, redress=meta.redress,
+        )
+
+    def _meta(self, meta_id: int) -> _Meta:
+        # Meta rows are written once and never changed or reused, so a
+        # process may cache them whatever the writer does meanwhile.
+        meta = self._metas.get(meta_id)
+        if meta is None:
+            row = self._conn.execute(
+                "SELECT m.list_id, m.category, m.action, m.valid_from, m.valid_until,"
+                " r.text, m.ref_prefix, m.ref_width, m.ref_suffix"
+                " FROM meta m JOIN redress r ON r.id = m.redress_id WHERE m.id = ?", (meta_id,),
+            ).fetchone()
+            if row is None:
+                raise SnapshotCorrupt(f"token record refers to missing metadata row {meta_id}")
+            meta = _Meta(row[0], row[1], Action(row[2]), date.fromisoformat(row[3]),
+                         date.fromisoformat(row[4]), row[5], codec.ReferenceTemplate(*row[6:9]))
+            self._metas[meta_id] = meta
+        return meta
+
+    # -- the write path ----------------------------------------------------------
+
+    @contextmanager
+    def _write(self):
+        """BEGIN IMMEDIATE ... COMMIT; any exception rolls everything back."""
+        if self.readonly:
+            raise SnapshotError(f"snapshot store {self.path} is open read-only")
+        with self._lock, translated(self.path):
+            if self._depth:
+                raise SnapshotError("cannot write inside a read() view")
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db()
+                self._conn.execute("COMMIT")
+            except BaseException:
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                raise
+
+    def _db(self):
+        if self._sqlite_utils_db is None:
+            import sqlite_utils
+
+            self._sqlite_utils_db = sqlite_utils.Database(self._conn, execute_plugins=False)
+        return self._sqlite_utils_db
+
+    def apply_batch(self, batch: Batch) -> None:
+        """Move one list from version N to N+1, all of it or none of it.
+
+        Removals apply before additions, so removing and adding one token
+        replaces its entry; adding a token the list already holds replaces it
+        too. Removing a token the list does not hold is not an error (the
+        registry may repeat a removal). A verified batch counts as a heartbeat.
+        """
+        validate_batch(batch)
+        with self._write() as db:
+            row = self._conn.execute(
+                "SELECT version FROM lists WHERE list_id = ?", (batch.list_id,)
+            ).fetchone()
+            if row is None:
+                raise UnknownList(f"no list {batch.list_id!r} in the snapshot")
+            if row[0] != batch.from_version:
+                raise VersionMismatch(
+                    f"list {batch.list_id!r} is at version {row[0]}; the batch starts at"
+                    f" {batch.from_version}"
+                )
+            cache: dict = {}
+            adds = {entry.token: self._record_for(entry, cache) for entry in batch.add}
+            delta = self._rewrite_buckets(batch.list_id, set(batch.remove), adds)
+            for token in batch.remove_clearances:
+                self._conn.execute("DELETE FROM clearances WHERE token = ? AND list_id = ?",
+                                   (token, batch.list_id))
+            if batch.add_clearances:
+                db["clearances"].upsert_all(
+                    ({"token": c.token, "list_id": c.list_id, "redress_number": c.redress_number,
+                      "valid_until": c.valid_until.isoformat()} for c in batch.add_clearances),
+                    pk=("token", "list_id"),
+                )
+            self._conn.execute(
+                "UPDATE lists SET version = ?, state_digest = ?, signed_at = COALESCE(?, signed_at),"
+                " valid_until = COALESCE(?, valid_until), heartbeat_at = COALESCE(?, heartbeat_at),"
+                " tokens = tokens + ? WHERE list_id = ?",
+                (batch.to_version, bytes(batch.state_digest), _iso(batch.signed_at),
+                 _iso(batch.valid_until), _iso(batch.signed_at), delta, batch.list_id),
+            )
+
+    def _record_for(self, entry: Entry, cache: dict) -> tuple[int, int]:
+        """(meta id, ref) for an entry, creating its meta row if new.
+
+        ``cache`` lives for one batch: a batch's entries share few metadata rows.
+        """
+        template, number = codec.split_reference(entry.reference)
+        redress_id = cache.get(entry.redress)
+        if redress_id is None:
+            redress_id = cache[entry.redress] = self._db()["redress"].lookup({"text": entry.redress})
+        values = (entry.list_id, entry.category, Action(entry.action).value, entry.valid_from.isoformat(),
+                  entry.valid_until.isoformat(), redress_id, *template)
+        meta_id = cache.get(values)
+        if meta_id is None:
+            meta_id = schema.meta_id(self._conn, values)
+            if meta_id > _MAX_META_ID:
+                raise SnapshotError("the store ran out of metadata ids; rebuild it")
+            cache[values] = meta_id
+        return meta_id, codec.pack_ref(number, entry.kind == TokenKind.PERSON)
+
+    def _rewrite_buckets(self, list_id: str, removes: set[bytes],
+                         adds: dict[bytes, tuple[int, int]]) -> int:
+        """Apply one list's token changes bucket by bucket; returns the change in its count."""
+        if not removes and not adds:
+            return 0
+        execute = self._conn.execute
+        own = {row[0] for row in execute("SELECT id FROM meta WHERE list_id = ?", (list_id,))}
+        changed = removes | adds.keys()
+        tokens = sorted(changed)
+        delta = 0
+        i = 0
+        while i < len(tokens):
+            row = execute(_SEEK, (codec.token_key(tokens[i]),)).fetchone()
+            start, data = row if row is not None else (codec.MIN_KEY, None)
+            following = execute(_NEXT, (start,)).fetchone()
+            j = i
+            while j < len(tokens) and (following is None or codec.token_key(tokens[j]) < following[0]):
+                j += 1
+            old = codec.decode(data) if data else []
+            kept = [r for r in old if not (r.token in changed and r.meta in own)]
+            delta -= len(old) - len(kept)
+            for token in tokens[i:j]:
+                if token in adds:
+                    kept.append(codec.Record(token, *adds[token]))
+                    delta += 1
+            kept.sort()
+            if kept != old:
+                self._store_bucket(start, data is not None, kept)
+            i = j
+        return delta
+
+    def _store_bucket(self, start: int, exists: bool, records: list[codec.Record]) -> None:
+        execute = self._conn.execute
+        if not records:
+            execute("DELETE FROM buckets WHERE start = ?", (start,))
+            return
+        bounds = codec.chunk_bounds(records)
+        for n, lo in enumerate(bounds):
+            hi = bounds[n + 1] if n + 1 < len(bounds) else len(records)
+            data = codec.encode(records[lo:hi])
+            if n == 0:
+                sql = "UPDATE buckets SET data = ? WHERE start = ?" if exists else \
+                      "INSERT INTO buckets (data, start) VALUES (?, ?)"
+                execute(sql, (data, start))
+            else:
+                execute("INSERT INTO buckets (data, start) VALUES (?, ?)",
+                        (data, codec.token_key(records[lo].token)))
+
+    # -- maintenance ---------------------------------------------------------------
+
+    def stats(self) -> dict:
+        """Counts and size: tokens (also per list), clearances, lists, meta rows, bytes.
+
+        ``bytes_per_token`` is the main file over the tokens; pages still in
+        the WAL are counted apart (``wal_bytes``).
+        """
+        with self.read(), translated(self.path):
+            execute = self._conn.execute
+            per_list = dict(execute("SELECT list_id, tokens FROM lists ORDER BY list_id").fetchall())
+            clearances = execute("SELECT count(*) FROM clearances").fetchone()[0]
+            metas = execute("SELECT count(*) FROM meta").fetchone()[0]
+            pages, page_size = (execute("PRAGMA page_count").fetchone()[0],
+                                execute("PRAGMA page_size").fetchone()[0])
+        tokens = sum(per_list.values())
+        file_bytes = pages * page_size
+        wal = self.path.with_name(self.path.name + "-wal")
+        return {
+            "tokens": tokens, "clearances": clearances, "lists": len(per_list),
+            "tokens_per_list": per_list, "meta_rows": metas,
+            "file_bytes": file_bytes, "wal_bytes": wal.stat().st_size if wal.exists() else 0,
+            "bytes_per_token": round(file_bytes / tokens, 2) if tokens else None,
+        }
+
+    def compact(self) -> dict:
+        """Rewrite the file without the slack that random updates leave in its pages.
+
+        Sync deltas split full pages, and the file drifts from ~21.5 towards
+        ~27 bytes per token (docs/snapshot.md, "Churn"); VACUUM packs it
+        again. It holds the write lock for its duration (seconds per
+        million tokens) and needs free disk of about twice the file; readers
+        go on reading meanwhile. For the sync agent's quiet hours, e.g. when
+        stats()["bytes_per_token"] passes 24.
+        """
+        with self._lock:
+            if self.readonly:
+                raise SnapshotError(f"snapshot store {self.path} is open read-only")
+            if self._depth:
+                raise SnapshotError("cannot compact inside a read() view")
+            with translated(self.path):
+                self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+                before = self.path.stat().st_size
+                self._conn.execute("VACUUM")
+                self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+            return {"file_bytes_before": before, "file_bytes_after": self.path.stat().st_size}
+
+    def check_integrity(self) -> list[str]:
+        """SQLite's integrity_check plus the bucket invariants; [] when all is well.
+
+        Reads the whole file: a maintenance and test tool, not for the counter.
+        """
+        problems: list[str] = []
+        with self.read(), translated(self.path):
+            execute = self._conn.execute
+            problems += [r[0] for r in execute("PRAGMA integrity_check") if r[0] != "ok"]
+            metas = dict(execute("SELECT id, list_id FROM meta").fetchall())
+            counts: dict[str, int] = {}
+            previous: tuple[int, bytes] | None = None
+            for start, data in execute("SELECT start, data FROM buckets ORDER BY start"):
+                if not data or len(data) % codec.RECORD_BYTES:
+                    problems.append(f"bucket {start}: {len(data)} bytes is not whole records")
+                    continue
+                records = codec.decode(data)
+                if previous is not None and codec.token_key(previous[1]) >= start:
+                    problems.append(f"bucket {start}: previous bucket reaches into it")
+                if start != codec.MIN_KEY and codec.token_key(records[0].token) < start:
+                    problems.append(f"bucket {start}: first token lies before the bucket")
+                seen: set[tuple[bytes, str]] = set()
+                for a, b in zip(records, records[1:]):
+                    if (a.token, a.meta) >= (b.token, b.meta):
+                        problems.append(f"bucket {start}: records out of order")
+                        break
+                for record in records:
+                    owner = metas.get(record.meta)
+                    if owner is None:
+                        problems.append(f"bucket {start}: record refers to missing meta {record.meta}")
+                        continue
+                    if (record.token, owner) in seen:
+                        problems.append(f"bucket {start}: token {record.token.hex()} twice on {owner}")
+                    seen.add((record.token, owner))
+                    counts[owner] = counts.get(owner, 0) + 1
+                previous = (start, records[-1].token)
+            for list_id, tokens in execute("SELECT list_id, tokens FROM lists"):
+                if counts.get(list_id, 0) != tokens:
+                    problems.append(f"list {list_id}: counted {counts.get(list_id, 0)} tokens,"
+                                    f" recorded {tokens}")
+        return problems
+
+
+_LIST_COLUMNS = ("list_id, name, authority, legal_basis, scopes, default_action, token_key,"
+                 " version, state_digest, signed_at, valid_until, heartbeat_at, redress")
+
+
+def _list_info(row: tuple) -> ListInfo:
+    return ListInfo(
+        list_id=row[0], name=row[1], authority=row[2], legal_basis=row[3],
+        scopes=tuple(json.loads(row[4])), default_action=Action(row[5]), token_key=row[6],
+        version=row[7], state_digest=row[8], signed_at=_datetime(row[9]),
+        valid_until=_datetime(row[10]), heartbeat_at=_datetime(row[11]), redress=row[12],
+    )
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _datetime(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value is not None else None
