@@ -1,0 +1,135 @@
+"""From a scan to a journaled verdict: the I/O around the pure verdict rules.
+
+Parse, derive the identity, turn it into each in-scope list's tokens, look
+them up in the snapshot, decide (appliance/verdict.py) and journal the
+result before anyone sees it.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+from typing import Any
+
+from appliance.config import DeviceConfig
+from appliance.documents import DocumentError, parse_payload
+from appliance.documents.model import Document
+from appliance.journal import Journal
+from appliance.records import ListInfo
+from appliance.snapshot import SnapshotStore
+from appliance.verdict import Decision, decide
+from sync.identity import DocumentClass, Identity, IdentityError, identity_from_document
+
+CHANNELS = ("scanner", "camera", "manual")
+
+
+class ManualEntryError(DocumentError):
+    """A manually typed document that cannot be checked, with the reason."""
+
+    code = "invalid_manual_entry"
+
+
+class Checker:
+    """One counter's checking pipeline over a snapshot and a journal."""
+
+    def __init__(self, store: SnapshotStore, journal: Journal, config: DeviceConfig) -> None:
+        self.store = store
+        self.journal = journal
+        self.config = config
+
+    def check(
+        self,
+        payload: bytes | None = None,
+        *,
+        channel: str = "scanner",
+        operator: str | None = None,
+        manual: dict[str, Any] | None = None,
+        now: datetime | None = None,
+    ) -> Decision:
+        """Verdict for one scanned payload or one manually typed document, journaled."""
+        if channel not in CHANNELS:
+            raise ValueError(f"unknown channel {channel!r}")
+        now = now or datetime.now(timezone.utc)
+        document: Document | None = None
+        error: DocumentError | None = None
+        try:
+            if manual is not None:
+                document = manual_document(manual)
+            else:
+                document = parse_payload(payload or b"", today=now.date())
+        except DocumentError as exc:
+            error = exc
+        identity = identity_from_document(document) if document is not None else None
+        profile = self.config.profile()
+        with self.store.read():  # one scan sees one version of every list
+            lists = self.store.lists()
+            in_scope = [info for info in lists if profile.scopes.intersection(info.scopes)]
+            entries, clearances = self._lookups(identity, in_scope)
+        decision = decide(
+            document=document, error=error, identity=identity, entries=entries,
+            clearances=clearances, lists=lists, profile=profile, now=now,
+            channel=channel, operator=operator,
+        )
+        self.journal.append(decision.to_dict())
+        return decision
+
+    def _lookups(self, identity: Identity | None, lists: list[ListInfo]):
+        if identity is None or not lists:
+            return [], []
+        person_tokens: list[bytes] = []
+        document_tokens: list[bytes] = []
+        for info in lists:
+            tokens = identity.tokens(info.token_key)
+            person_tokens.extend(tokens.persons)
+            if tokens.document is not None:
+                document_tokens.append(tokens.document)
+        entries = self.store.lookup(document_tokens + person_tokens)
+        clearances = self.store.clearances(document_tokens) if document_tokens else []
+        return entries, clearances
+
+
+_MANUAL_CLASSES = {cls.value: cls for cls in DocumentClass if cls is not DocumentClass.BOARDING_PASS}
+
+
+def manual_document(fields: dict[str, Any]) -> Document:
+    """A Document from the manual-entry form, for when no barcode or MRZ reads.
+
+    Typed entries have no check digits, so the verdict rules treat them like
+    any other document; the journal records the channel as "manual".
+    """
+    cls = str(fields.get("document_class") or "").strip().upper()
+    if cls not in _MANUAL_CLASSES:
+        raise ManualEntryError("choose the document type: passport, ID card, visa or driver licence")
+    number = str(fields.get("document_number") or "").strip()
+    surname = str(fields.get("surname") or "").strip()
+    if not number or not surname:
+        raise ManualEntryError("a typed document needs at least its number and the surname")
+    country = str(fields.get("issuing_country") or "").strip().upper()
+    jurisdiction = str(fields.get("issuing_authority") or "").strip().upper() or None
+    try:
+        from sync.identity import normalise_issuer
+
+        normalise_issuer(country, jurisdiction)
+    except IdentityError as exc:
+        raise ManualEntryError(str(exc)) from None
+    return Document(
+        format="manual",
+        document_code=cls,
+        document_number=number,
+        surname=surname,
+        given_names=str(fields.get("given_names") or "").strip() or None,
+        date_of_birth=_typed_date(fields.get("date_of_birth"), "date of birth"),
+        expiry_date=_typed_date(fields.get("expiry_date"), "expiry date"),
+        issuing_country=country,
+        issuing_authority=jurisdiction,
+    )
+
+
+def _typed_date(value: Any, what: str) -> date | None:
+    if value in (None, ""):
+        return None
+    if isinstance(value, date):
+        return value
+    try:
+        return date.fromisoformat(str(value).strip())
+    except ValueError:
+        raise ManualEntryError(f"{what} {value!r} is not a date (YYYY-MM-DD)") from None

@@ -1,0 +1,179 @@
+"""The `gatecheck` command. Its JSON output is a contract (README, docs/cli.md).
+
+Every failure a user can cause ends as one readable line (or one JSON error
+object where the command's output is JSON), never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import date
+from pathlib import Path
+
+import click
+
+from appliance.cli_common import data_dir_option, fail
+from appliance.documents import DocumentError, parse_payload
+from appliance.documents.errors import InputTooLarge
+from appliance.documents.model import MAX_PAYLOAD_BYTES
+
+
+def _emit(obj) -> None:
+    click.echo(json.dumps(obj, ensure_ascii=False, indent=2))
+
+
+def _fail_json(code: str, message: str) -> None:
+    _emit({"error": {"code": code, "message": message}})
+    sys.exit(1)
+
+
+def _parse_date(ctx, param, value: str | None) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a date in YYYY-MM-DD form") from None
+
+
+_today_option = click.option(
+    "--today", callback=_parse_date, metavar="YYYY-MM-DD",
+    help="Reference date for two-digit years and boarding-pass flight dates (default: today).",
+)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="gatecheck-appliance")
+def main() -> None:
+    """Gatecheck: check-in counter deny-list appliance."""
+
+
+@main.command()
+@data_dir_option
+@click.option("--file", "path", type=click.Path(path_type=Path),
+              help="Read the payload from this file instead of stdin.")
+@_today_option
+def parse(data_dir: Path | None, path: Path | None, today: date | None) -> None:
+    """Parse one document payload (AAMVA, MRZ or BCBP) read exactly as bytes.
+
+    Prints one JSON object and exits 0, even when check digits fail ("valid"
+    is then false). An unreadable payload prints {"error": {...}} and exits 1.
+    """
+    try:
+        data = _read_payload(path)
+        doc = parse_payload(data, today=today)
+    except OSError as exc:
+        _fail_json("unreadable_file", f"cannot read {path}: {(exc.strerror or str(exc)).lower()}")
+    except DocumentError as exc:
+        _emit(exc.to_dict())
+        sys.exit(1)
+    _emit(doc.to_dict())
+
+
+def _read_payload(path: Path | None) -> bytes:
+    data = _read_capped(path)
+    if len(data) > MAX_PAYLOAD_BYTES:
+        raise InputTooLarge(
+            f"payload is larger than {MAX_PAYLOAD_BYTES} bytes; a travel document is smaller"
+        )
+    return data
+
+
+def _read_capped(path: Path | None) -> bytes:
+    """At most one byte past the limit, so an oversized input never fills memory."""
+    if path is None:
+        return sys.stdin.buffer.read(MAX_PAYLOAD_BYTES + 1)
+    with open(path, "rb") as fh:
+        return fh.read(MAX_PAYLOAD_BYTES + 1)
+
+
+@main.command()
+@data_dir_option
+@click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
+@_today_option
+def decode(data_dir: Path | None, images: tuple[Path, ...], today: date | None) -> None:
+    """Find barcodes in images and parse each one.
+
+    Prints a JSON list with one object per barcode found: symbology, the exact
+    payload text, and the parsed document (or its error object).
+    """
+    from appliance.decode import DecodeError, ImageDecoder  # heavy imports only here
+
+    decoder = ImageDecoder()
+    found = []
+    for image in images:
+        try:
+            barcodes = decoder.decode(image)
+        except DecodeError as exc:
+            _fail_json("unreadable_image", str(exc))
+        for barcode in barcodes:
+            try:
+                document = parse_payload(barcode.payload, today=today).to_dict()
+            except DocumentError as exc:
+                document = exc.to_dict()
+            found.append({
+                "image": str(image),
+                "symbology": barcode.symbology,
+                "payload": barcode.text,
+                "document": document,
+            })
+    _emit(found)
+
+
+@main.command()
+@data_dir_option
+@click.option("--file", "path", type=click.Path(path_type=Path),
+              help="Read the payload from this file instead of stdin.")
+@click.option("--channel", type=click.Choice(["scanner", "camera", "manual"]), default="scanner",
+              show_default=True, help="How the payload arrived (recorded in the journal).")
+@click.option("--operator", default=None, help="Operator id recorded with the verdict.")
+def check(data_dir: Path | None, path: Path | None, channel: str, operator: str | None) -> None:
+    """Check one payload against the on-device lists and print the verdict JSON.
+
+    The verdict is journaled like a scan at the counter. Exit 0 whenever a
+    verdict was reached (UNREADABLE included); 1 when the device itself
+    cannot check (bad configuration, damaged snapshot or journal).
+    """
+    from appliance.checker import Checker
+    from appliance.config import ConfigError, load_config
+    from appliance.journal import Journal
+    from appliance.journal_db import JournalDbError
+    from appliance.snapshot import SnapshotStore, snapshot_path
+    from appliance.snapshot_errors import SnapshotError
+
+    try:
+        config = load_config(data_dir)
+    except ConfigError as exc:
+        fail(str(exc))
+    try:
+        payload = _read_capped(path)  # oversized input is UNREADABLE with the parser's reason
+    except OSError as exc:
+        fail(f"cannot read {path}: {(exc.strerror or str(exc)).lower()}")
+    try:
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+        with SnapshotStore(snapshot_path(config.data_dir)) as store, \
+                Journal(config.data_dir) as journal:
+            decision = Checker(store, journal, config).check(payload, channel=channel, operator=operator)
+    except (SnapshotError, JournalDbError) as exc:
+        fail(exc.message)
+    except OSError as exc:
+        fail(f"cannot use data directory {config.data_dir}: {(exc.strerror or str(exc)).lower()}")
+    _emit(decision.to_dict())
+
+
+def _register_groups() -> None:
+    from appliance.journal_cli import journal
+    from appliance.snapshot_cli import snapshot
+    from appliance.web_cli import serve
+
+    main.add_command(journal)
+    main.add_command(serve)
+    main.add_command(snapshot)
+
+
+_register_groups()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,99 @@
+"""Who may call each route: every view declares it, and the app refuses to start otherwise.
+
+Three levels (docs/counter.md, "Who may call what"):
+
+- ``public``: the sign-in page and static files;
+- ``operator``: an operator signed in with a PIN (the browser session);
+- ``scanner``: the local scanner daemon, with the bearer token from the data
+  dir's ``api-token`` file;
+- ``reader``: either of the two above (status, events, polling).
+
+Why a token on the JSON API and not just a content-type rule: a cross-site
+HTML form in the counter browser can POST ``text/plain`` and
+``multipart/form-data`` bodies to 127.0.0.1 without any preflight, and those
+are exactly the types a scanner sends. It can never add an
+``Authorization`` header without a CORS preflight, which this app never
+answers. The token file is readable only by the device user.
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import Callable
+
+from flask import Flask, current_app, jsonify, request
+from flask_login import current_user
+
+PUBLIC = "public"
+OPERATOR = "operator"
+SCANNER = "scanner"
+READER = "reader"
+LEVELS = (PUBLIC, OPERATOR, SCANNER, READER)
+
+#: Flask's own endpoints, which cannot carry an attribute.
+_BUILTIN = {"static": PUBLIC}
+
+
+def _declare(level: str) -> Callable:
+    def mark(view: Callable) -> Callable:
+        view.access = level  # type: ignore[attr-defined]
+        return view
+    return mark
+
+
+public = _declare(PUBLIC)
+operator_required = _declare(OPERATOR)
+scanner_only = _declare(SCANNER)
+reader = _declare(READER)
+
+
+def access_of(app: Flask, endpoint: str) -> str | None:
+    if endpoint in _BUILTIN:
+        return _BUILTIN[endpoint]
+    return getattr(app.view_functions.get(endpoint), "access", None)
+
+
+def has_scanner_token() -> bool:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        return False
+    expected = current_app.extensions["gatecheck"].api_token
+    return hmac.compare_digest(token.strip().encode(), expected.encode())
+
+
+def api_error(status: int, code: str, message: str, **headers: str):
+    response = jsonify({"error": {"code": code, "message": message}})
+    response.status_code = status
+    response.headers.update(headers)
+    return response
+
+
+def install(app: Flask) -> None:
+    """Check every route declared its level, and enforce the levels on each request."""
+    undeclared = sorted(e for e in app.view_functions if access_of(app, e) not in LEVELS)
+    if undeclared:
+        raise RuntimeError(f"routes without an access level: {', '.join(undeclared)}")
+
+    @app.before_request
+    def enforce():
+        if request.endpoint is None:  # 404 / 405: nothing to protect
+            return None
+        level = access_of(app, request.endpoint)
+        if level == PUBLIC:
+            return None
+        if level == OPERATOR:
+            if current_user.is_authenticated:
+                return None
+            return app.login_manager.unauthorized()  # type: ignore[attr-defined]
+        if level == SCANNER:
+            if has_scanner_token():
+                return None
+            return api_error(401, "unauthorised",
+                             "send the device's API token: Authorization: Bearer <data dir/api-token>",
+                             **{"WWW-Authenticate": 'Bearer realm="gatecheck"'})
+        if has_scanner_token() or current_user.is_authenticated:
+            return None
+        return api_error(401, "unauthorised",
+                         "sign in at the counter, or send the device's API token",
+                         **{"WWW-Authenticate": 'Bearer realm="gatecheck"'})

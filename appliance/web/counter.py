@@ -1,0 +1,171 @@
+"""The counter screen: the verdict, the traveller, the matches, recent scans and the forms.
+
+Every page here needs a signed-in operator. Forms post here (CSRF-checked)
+and redirect back to the screen (post/redirect/get), so a reload never
+scans twice. New scans arrive in the open page through /api/events; the page
+then fetches /live, the same HTML fragment the screen is built from.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, session, url_for
+from flask_login import current_user
+
+from appliance.outbox import OutboxError
+from appliance.web.access import operator_required
+from appliance.web.forms import FLAG_CATEGORIES, FlagForm, ImageForm, ManualEntryForm
+from appliance.web.inputs import InputRefused, payload_from_image
+from appliance.web.present import freshness_view, history_row, scan_view
+
+bp = Blueprint("counter", __name__)
+
+HISTORY = 12
+
+
+def _state():
+    return current_app.extensions["gatecheck"]
+
+
+def _since() -> int:
+    return int(session.get("since_seq", 0))
+
+
+def _live_context(seq: int | None = None) -> dict:
+    """The verdict shown (``seq``, else this session's newest scan) and the session's history."""
+    state = _state()
+    since = _since()
+    history = [r for r in state.journal.latest(HISTORY) if r.seq > since]
+    if seq is None:
+        seq = history[0].seq if history else None
+    shown = None
+    if seq is not None and seq > since:
+        record = state.journal.get(seq)
+        if record is not None:
+            lists = {info.list_id: info for info in state.lists()}
+            shown = scan_view(state.detail(seq), record, lists)
+    return {"shown": shown, "history": [history_row(r) for r in history]}
+
+
+def _page_context() -> dict:
+    state = _state()
+    status = state.status()
+    return {
+        "fresh": freshness_view(status),
+        "status": status,
+        "head_seq": status["journal"]["head_seq"],
+    }
+
+
+@bp.route("/", methods=["GET"])
+@operator_required
+def screen():
+    seq = request.args.get("scan", type=int)
+    return render_template(
+        "screen.html", **_page_context(), **_live_context(seq),
+        manual_form=ManualEntryForm(), image_form=ImageForm(),
+    )
+
+
+@bp.route("/live", methods=["GET"])
+@operator_required
+def live():
+    """The live region alone (verdict panel, traveller, matches, history) for the page's script."""
+    seq = request.args.get("seq", type=int)
+    return render_template("_live.html", **_live_context(seq))
+
+
+@bp.route("/manual", methods=["POST"])
+@operator_required
+def manual():
+    form = ManualEntryForm()
+    if not form.validate_on_submit():
+        return render_template("screen.html", **_page_context(), **_live_context(),
+                               manual_form=form, image_form=ImageForm(), manual_open=True), 400
+    scan = _state().check(channel="manual", manual=form.to_manual(), operator=current_user.id)
+    return redirect(url_for("counter.screen", scan=scan.seq))
+
+
+@bp.route("/image", methods=["POST"])
+@operator_required
+def image():
+    form = ImageForm()
+    if not form.validate_on_submit():
+        return render_template("screen.html", **_page_context(), **_live_context(),
+                               manual_form=ManualEntryForm(), image_form=form, image_open=True), 400
+    try:
+        payload = payload_from_image(form.image.data.read())
+    except InputRefused as exc:
+        flash(f"Image not checked: {exc.message}.", "error")
+        return redirect(url_for("counter.screen"))
+    scan = _state().check(payload, channel="camera", operator=current_user.id)
+    return redirect(url_for("counter.screen", scan=scan.seq))
+
+
+def _prefill(form: FlagForm) -> int | None:
+    """Fill the passenger and flight from this session's last scan, if it is still held."""
+    scan = _state().last_scan(_since())
+    if scan is None or scan.decision.document is None:
+        return None
+    doc = scan.decision.document
+    form.surname.data = doc.surname
+    form.given_names.data = doc.given_names
+    form.date_of_birth.data = doc.date_of_birth
+    form.document_number.data = doc.document_number
+    form.issuing_country.data = doc.issuing_country
+    code = (doc.document_code or "")[:1]
+    if doc.format == "aamva":
+        code = "I" if doc.document_code == "ID" else "D"
+    if code in {"P", "I", "D", "V"}:
+        form.document_class.data = code
+    for leg in doc.legs or []:
+        if leg.carrier and leg.flight_number:
+            form.flight.data = f"{leg.carrier} {leg.flight_number.lstrip('0') or '0'}"
+            form.flight_date.data = leg.flight_date
+            break
+    if form.flight_date.data is None:
+        form.flight_date.data = date.today()
+    form.scan_seq.data = str(scan.seq)
+    return scan.seq
+
+
+def _reports():
+    return _state().outbox.recent(10)
+
+
+@bp.route("/flag", methods=["GET", "POST"])
+@operator_required
+def flag():
+    """Flag a passenger: a closed list of categories, queued in the outbox until acknowledged."""
+    form = FlagForm()
+    if request.method == "GET":
+        form.report_id.data = str(uuid.uuid4())  # client-generated: a resubmit never duplicates
+        prefilled = _prefill(form)
+        return render_template("flag.html", **_page_context(), form=form, prefilled=prefilled,
+                               reports=_reports(), categories=dict(FLAG_CATEGORIES))
+    if form.validate_on_submit():
+        try:
+            report_id = _state().outbox.enqueue(form.to_report(current_user.id), form.report_id.data)
+        except OutboxError as exc:
+            form.report_id.errors = [exc.message]
+        else:
+            flash("Report queued: it will be sent to the registry when the device is online.", "info")
+            return redirect(url_for("counter.report", report_id=report_id))
+    return render_template("flag.html", **_page_context(), form=form, prefilled=None,
+                           reports=_reports(), categories=dict(FLAG_CATEGORIES)), 400
+
+
+@bp.route("/reports/<report_id>", methods=["GET"])
+@operator_required
+def report(report_id: str):
+    """One report and its state: queued, sent or acknowledged."""
+    try:
+        item = _state().outbox.get(report_id)
+    except OutboxError:
+        item = None
+    if item is None:
+        abort(404)
+    return render_template("report.html", **_page_context(), item=item, reports=_reports(),
+                           categories=dict(FLAG_CATEGORIES))

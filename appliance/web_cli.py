@@ -1,0 +1,104 @@
+"""`gatecheck serve`: the counter screen and local API under waitress (docs/counter.md).
+
+Waitress is a production WSGI server in pure Python: no build step on the
+device, threads for the long-lived event streams, and it listens only where
+told (127.0.0.1 unless configured otherwise).
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+from pathlib import Path
+
+import click
+
+from appliance.cli_common import data_dir_option, fail
+
+#: Worker threads: each open event stream holds one (at most 8, api.MAX_STREAMS),
+#: the rest serve scans, pages and status.
+THREADS = 16
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+#: Waitress buffers a request body before the app sees it; past this it refuses
+#: with its own plain-text 413 and buffers nothing. Below it, the app answers
+#: oversized bodies with a JSON 413 (appliance/web/__init__.py).
+MAX_BODY = 16 * 1024 * 1024
+
+
+@click.command()
+@data_dir_option
+@click.option("--host", default=None, help="Address to listen on (default: the config's host, 127.0.0.1).")
+@click.option("--port", type=click.IntRange(0, 65535), default=None,
+              help="Port (default: the config's port, 8470; 0 picks a free one and prints it).")
+def serve(data_dir: Path | None, host: str | None, port: int | None) -> None:
+    """Run the counter screen and the local JSON API.
+
+    Prints one line with the address it listens on, then serves until
+    stopped (Ctrl-C or SIGTERM).
+    """
+    import waitress
+
+    from appliance.config import ConfigError, load_config
+    from appliance.web import create_app
+
+    try:
+        config = load_config(data_dir)
+    except ConfigError as exc:
+        fail(str(exc))
+    if host is not None and host != config.host:
+        from dataclasses import replace
+
+        config = replace(config, host=host)
+    port = config.port if port is None else port
+    try:
+        app = create_app(config)
+    except Exception as exc:  # a damaged data dir is one line, never a traceback
+        fail(f"cannot start the counter app: {getattr(exc, 'message', exc)}")
+    if config.host not in LOOPBACK:
+        click.echo(f"gatecheck: warning: listening on {config.host}, reachable from other machines "
+                   "without TLS", err=True)
+    try:
+        server = waitress.create_server(app, host=config.host, port=port, threads=THREADS,
+                                        ident="gatecheck", clear_untrusted_proxy_headers=True,
+                                        channel_timeout=60, max_request_body_size=MAX_BODY,
+                                        # keep reading while a request runs, so an event
+                                        # stream learns at once that its client has gone
+                                        channel_request_lookahead=4)
+    except OSError as exc:
+        fail(f"cannot listen on {config.host}:{port}: {exc.strerror or exc}")
+    state = app.extensions["gatecheck"]
+
+    def stop(*_: object) -> None:
+        # End the event streams first: waitress waits up to 5 s for busy threads.
+        state.stop_streams()
+        sys.exit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    for address in _addresses(server):
+        click.echo(f"gatecheck: counter screen on {address} (data dir {config.data_dir})")
+    sys.stdout.flush()
+    try:
+        server.run()
+    except (KeyboardInterrupt, SystemExit):
+        pass
+    finally:
+        state.stop_streams()
+        server.close()
+        state.close()
+
+
+def _addresses(server) -> list[str]:
+    """The URLs the server really listens on (``--port 0`` picks the port)."""
+    listens = getattr(server, "effective_listen", None)
+    if listens is None:
+        listens = [(server.effective_host, server.effective_port)]
+    urls = []
+    for host, port in listens:
+        host = f"[{host}]" if ":" in str(host) else host
+        urls.append(f"http://{host}:{port}/")
+    return urls
+
+
+if __name__ == "__main__":  # pragma: no cover - `gatecheck serve` is the usual way in
+    serve()

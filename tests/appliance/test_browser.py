@@ -1,0 +1,180 @@
+"""The counter screen in real headless Chromium (Debian's package), driven by Playwright.
+
+`gatecheck serve` runs as a subprocess; scans arrive through the JSON API as
+the scanner daemon would send them, and must show up on the open page.
+Skipped, with the reason, where /usr/bin/chromium is not installed
+(.ci/run installs it).
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from appliance.outbox import Outbox
+from tests.appliance.conftest import DENY_REFERENCE, OPERATORS, sample, set_heartbeat
+
+CHROMIUM = "/usr/bin/chromium"
+pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} is not installed "
+                                "(apt-get install chromium)")
+sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
+
+SCREENSHOT = "/tmp/counter-deny.png"
+TIMEOUT_MS = 10_000
+# The verdict panel's colours (static/counter.css); each also has its own word and icon.
+COLOURS = {
+    "CLEAR": "rgb(20, 108, 46)",
+    "REFER": "rgb(242, 183, 5)",
+    "DENY": "rgb(179, 20, 27)",
+    "UNREADABLE": "rgb(61, 74, 92)",
+}
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--no-first-run",
+            "--autoplay-policy=no-user-gesture-required",  # as the counter kiosk runs it
+        ])
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser, server):
+    context = browser.new_context(viewport={"width": 1366, "height": 900})
+    context.set_default_timeout(TIMEOUT_MS)
+    page = context.new_page()
+    page.goto(server.url)
+    page.fill("#operator", "agent-17")
+    page.fill("#pin", OPERATORS["agent-17"])
+    page.click("button[type=submit]")
+    page.wait_for_selector("#verdict")
+    yield page
+    context.close()
+
+
+def wait_live(page) -> None:
+    page.wait_for_selector("#connection[data-state=live]")
+
+
+def panel(page) -> dict:
+    return page.eval_on_selector("#verdict", """el => ({
+        verdict: el.dataset.verdict,
+        word: el.querySelector('.verdict-word').textContent.trim(),
+        icon: el.querySelector('svg').dataset.icon,
+        colour: getComputedStyle(el).backgroundColor,
+        sound: document.body.dataset.lastSound,
+    })""")
+
+
+def test_scans_posted_to_the_api_appear_through_sse_with_word_icon_colour_and_sound(page, server):
+    wait_live(page)
+    page.evaluate("window.notReloaded = true")
+    for payload, verdict in [
+        (sample("licence-ca.txt"), "CLEAR"),
+        (sample("licence-on.txt"), "REFER"),
+        (b"NOT A DOCUMENT", "UNREADABLE"),
+        (sample("passport-td3.txt"), "DENY"),
+    ]:
+        seq = server.scan(payload).json()["seq"]
+        page.wait_for_selector(f"#live[data-shown-seq='{seq}']")
+        assert panel(page) == {"verdict": verdict, "word": verdict, "icon": verdict.lower(),
+                               "colour": COLOURS[verdict], "sound": verdict.lower()}
+    assert page.evaluate("window.notReloaded") is True  # no reload: the page updated itself
+    match = page.locator(".match").first.text_content()
+    assert DENY_REFERENCE in match
+    assert "Tell the traveller" in match and "Redress" in match
+    assert "ERIKSSON" in page.locator(".traveller").inner_text()
+    assert page.locator(".history-row").count() >= 4
+    page.screenshot(path=SCREENSHOT, full_page=True)
+
+
+def test_polling_takes_over_where_event_streams_are_unavailable(browser, server):
+    context = browser.new_context()
+    context.set_default_timeout(TIMEOUT_MS)
+    context.add_init_script("delete window.EventSource")
+    page = context.new_page()
+    try:
+        page.goto(server.url)
+        page.fill("#operator", "agent-17")
+        page.fill("#pin", OPERATORS["agent-17"])
+        page.click("button[type=submit]")
+        page.wait_for_selector("#connection[data-state=polling]")
+        seq = server.scan(sample("licence-on.txt")).json()["seq"]
+        page.wait_for_selector(f"#live[data-shown-seq='{seq}']")
+        assert panel(page)["verdict"] == "REFER"
+    finally:
+        context.close()
+
+
+def test_manual_entry_form_checks_a_typed_document(page):
+    page.click("#manual-entry summary")
+    page.select_option("#document_class", "P")
+    page.fill("#issuing_country", "UTO")
+    page.fill("#document_number", "L898902C3")
+    page.fill("#surname", "ERIKSSON")
+    page.fill("#given_names", "ANNA MARIA")
+    page.fill("#date_of_birth", "1974-08-12")
+    page.click("#manual-entry button[type=submit]")
+    page.wait_for_selector("#verdict[data-verdict=DENY]")
+    assert "typed in" in page.locator(".verdict-meta").inner_text()
+    assert DENY_REFERENCE in page.locator(".match").first.inner_text()
+
+
+def test_manual_entry_form_shows_what_is_missing(page):
+    page.click("#manual-entry summary")
+    page.fill("#issuing_country", "UTO")
+    page.fill("#document_number", "L898902C3")
+    page.click("#manual-entry button[type=submit]")
+    assert page.locator("#manual-entry[open] .field--error #surname").count() == 1
+    assert "This field is required" in page.locator("#surname-error").inner_text()
+
+
+def test_flag_form_queues_a_report_prefilled_from_the_last_scan(page, server):
+    wait_live(page)
+    seq = server.scan(sample("boarding-pass.txt")).json()["seq"]
+    page.wait_for_selector(f"#live[data-shown-seq='{seq}']")
+    page.click("#flag-link")
+    assert page.input_value("#surname") == "ERIKSSON"
+    assert page.input_value("#flight") == "LH 863"
+    page.select_option("#category", "crew_interference")
+    page.fill("#narrative", "Refused to stow hand luggage and pushed past the gate agent.")
+    page.click("#flag-form button[type=submit]")
+    page.wait_for_selector("#report[data-state=queued]")
+    assert page.locator(".state-word").inner_text() == "QUEUED"
+    report_id = page.get_attribute("#report", "data-report-id")
+    assert page.locator(f".report-item[data-report-id='{report_id}'][data-state=queued]").count() == 1
+    # The sync agent (another process) delivers it; the page shows each state.
+    with Outbox(server.data_dir) as outbox:
+        outbox.mark_sent(report_id)
+        page.reload()
+        assert page.locator(".state-word").inner_text() == "SENT"
+        outbox.mark_acknowledged(report_id)
+        page.reload()
+        assert page.locator(".state-word").inner_text() == "ACKNOWLEDGED"
+
+
+def test_stale_banner_shows_when_the_lists_are_old_and_clear_becomes_refer(page, server):
+    banner = page.locator("#stale-banner")
+    assert banner.is_hidden()
+    set_heartbeat(server.data_dir, datetime.now(timezone.utc) - timedelta(hours=30))
+    try:
+        page.reload()
+        assert banner.is_visible()
+        assert "LISTS OUT OF DATE" in banner.inner_text()
+        assert "30 h ago" in banner.inner_text()
+        assert "OUT OF DATE" in page.locator("#freshness").inner_text()
+        wait_live(page)
+        seq = server.scan(sample("licence-ca.txt")).json()["seq"]  # CLEAR when fresh
+        page.wait_for_selector(f"#live[data-shown-seq='{seq}']")
+        assert panel(page)["verdict"] == "REFER"  # fail closed
+    finally:
+        set_heartbeat(server.data_dir, datetime.now(timezone.utc))
+    page.reload()
+    assert banner.is_hidden()
+    assert "just now" in page.locator("#freshness").inner_text()
