@@ -139,6 +139,7 @@ def check(data_dir: Path | None, path: Path | None, channel: str, operator: str 
     from appliance.config import ConfigError, load_config
     from appliance.journal import Journal
     from appliance.journal_db import JournalDbError
+    from appliance.private_files import private_dir
     from appliance.snapshot import SnapshotStore, snapshot_path
     from appliance.snapshot_errors import SnapshotError
 
@@ -151,7 +152,7 @@ def check(data_dir: Path | None, path: Path | None, channel: str, operator: str 
     except OSError as exc:
         fail(f"cannot read {path}: {(exc.strerror or str(exc)).lower()}")
     try:
-        config.data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(config.data_dir)
         with SnapshotStore(snapshot_path(config.data_dir)) as store, \
                 Journal(config.data_dir) as journal:
             decision = Checker(store, journal, config).check(payload, channel=channel, operator=operator)
@@ -163,6 +164,7 @@ def check(data_dir: Path | None, path: Path | None, channel: str, operator: str 
 
 
 def _register_groups() -> None:
+    from appliance.demo import demo
     from appliance.journal_cli import journal
     from appliance.snapshot_cli import snapshot
     from appliance.web_cli import serve
@@ -170,6 +172,7 @@ def _register_groups() -> None:
     main.add_command(journal)
     main.add_command(serve)
     main.add_command(snapshot)
+    main.add_command(demo)
 
 
 _register_groups()

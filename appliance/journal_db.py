@@ -25,6 +25,8 @@ from typing import Any
 
 import sqlite_utils
 
+from appliance.private_files import private_file
+
 FILENAME = "journal.db"
 BUSY_TIMEOUT_MS = 5000
 
@@ -117,7 +119,7 @@ def open_db(path: str | Path, *, create: bool = True) -> sqlite_utils.Database:
     if not create and not path.is_file():
         raise JournalDbError(f"no journal at {path}")
     if create:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_file(path)
     try:
         # Shared between a server's threads; Journal and Outbox serialise calls.
         conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000,

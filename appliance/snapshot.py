@@ -35,6 +35,7 @@ from urllib.parse import quote
 
 from appliance import snapshot_codec as codec
 from appliance import snapshot_schema as schema
+from appliance.private_files import private_file
 from appliance.records import Action, Batch, Clearance, Entry, ListInfo, TokenKind
 from appliance.snapshot_errors import (  # noqa: F401 (re-exported: callers import them from here)
     SnapshotBusy,
@@ -100,7 +101,7 @@ class SnapshotStore:
                 conn = sqlite3.connect(f"file:{quote(str(self.path.absolute()))}?mode=ro", uri=True,
                                        isolation_level=None, check_same_thread=False)
             else:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
+                private_file(self.path)
                 conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         except (sqlite3.Error, OSError) as exc:
             raise SnapshotError(f"cannot open snapshot store {self.path}: {exc}") from None

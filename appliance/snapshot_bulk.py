@@ -22,6 +22,7 @@ from typing import Mapping
 
 from appliance import snapshot_codec as codec
 from appliance import snapshot_schema as schema
+from appliance.private_files import private_file
 from appliance.records import Action, ListInfo
 from appliance.snapshot_errors import SnapshotError
 from appliance.snapshot_validate import validate_list_info
@@ -41,9 +42,9 @@ class BulkLoader:
         if self.path.exists() and not overwrite:
             raise SnapshotError(f"{self.path} exists; refusing to overwrite a snapshot")
         self.building = self.path.with_name(self.path.name + ".building")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         for stale in _sqlite_files(self.building):
             stale.unlink(missing_ok=True)
+        private_file(self.building)
         self._conn = sqlite3.connect(self.building, isolation_level=None)
         self._conn.execute("PRAGMA journal_mode = OFF")
         self._conn.execute("PRAGMA synchronous = OFF")

@@ -30,6 +30,7 @@ from appliance.checker import Checker
 from appliance.config import DeviceConfig
 from appliance.journal import Journal, JournalRecord
 from appliance.outbox import Outbox
+from appliance.private_files import private_dir
 from appliance.records import ListInfo
 from appliance.snapshot import SnapshotStore, snapshot_path
 from appliance.verdict import Decision, freshness
@@ -119,7 +120,7 @@ class CounterState:
     def __init__(self, config: DeviceConfig) -> None:
         self.config = config
         self.data_dir = Path(config.data_dir)
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self.data_dir)
         self.journal = Journal(self.data_dir)
         self.outbox = Outbox(self.data_dir)
         self.snapshot = _open_snapshot(snapshot_path(self.data_dir))

@@ -1,0 +1,36 @@
+"""A stolen or shared device: list keys and the journal are readable by the service user only."""
+
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+SAMPLES = Path(__file__).resolve().parents[2] / "appliance" / "samples"
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_check_creates_a_private_data_dir_and_private_databases(tmp_path):
+    data_dir = tmp_path / "device"
+    gatecheck = Path(sys.executable).with_name("gatecheck")
+    proc = subprocess.run([str(gatecheck), "check", "--data-dir", str(data_dir)],
+                          input=(SAMPLES / "passport-td3.txt").read_bytes(), capture_output=True,
+                          timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert _mode(data_dir) == 0o700
+    databases = [p for p in data_dir.iterdir() if p.name.startswith(("snapshot.db", "journal.db"))]
+    assert {p.name for p in databases} >= {"snapshot.db", "journal.db"}
+    for path in databases:  # -wal and -shm files included
+        assert _mode(path) == 0o600, path.name
+
+
+def test_demo_device_keeps_its_operator_pins_private(tmp_path):
+    gatecheck = Path(sys.executable).with_name("gatecheck")
+    proc = subprocess.run([str(gatecheck), "demo", "--data-dir", str(tmp_path / "demo")],
+                          capture_output=True, timeout=120, env={**os.environ})
+    assert proc.returncode == 0, proc.stderr
+    assert _mode(tmp_path / "demo" / "gatecheck.toml") == 0o600
+    assert _mode(tmp_path / "demo" / "snapshot.db") == 0o600
