@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import sqlite3
 import threading
 from collections.abc import Mapping
@@ -449,7 +450,7 @@ def _audit_fields(record: Mapping[str, Any]) -> dict[str, Any]:
         plain = json.loads(json.dumps(fields, default=_plain, allow_nan=False))
     except (TypeError, ValueError) as exc:
         raise JournalError(f"record is not plain JSON data: {exc}") from None
-    _refuse_full_number(record, plain)
+    _redact_full_number(record, plain)
     return plain
 
 
@@ -476,13 +477,24 @@ def _masked_number(record: Mapping[str, Any]) -> str | None:
     return value
 
 
-def _refuse_full_number(record: Mapping[str, Any], plain: dict[str, Any]) -> None:
+def _redact_full_number(record: Mapping[str, Any], plain: dict[str, Any]) -> None:
+    """Mask the document number wherever free text repeats it (reasons, notes).
+
+    Redacting, not refusing: a verdict that was shown must be journaled, and a
+    short number can collide with ordinary text ("2012" in an expiry date).
+    """
     document = record.get("document")
     number = document.get("document_number") if isinstance(document, Mapping) else None
-    if isinstance(number, str) and len(number.strip()) > MAX_VISIBLE:
-        if number.strip() in canonical_json(plain):
-            raise UnmaskedDocumentNumber(
-                "the record's text contains the full document number; it must not be journaled")
+    if not isinstance(number, str) or len(number.strip()) <= MAX_VISIBLE:
+        return
+    number = number.strip()
+    whole = re.compile(r"(?<![A-Za-z0-9])" + re.escape(number) + r"(?![A-Za-z0-9])")
+    masked = "*" * (len(number) - MAX_VISIBLE) + number[-MAX_VISIBLE:]
+    for key in ("reasons", "notes"):
+        plain[key] = [whole.sub(masked, text) for text in plain[key]]
+    if number in canonical_json(plain):
+        raise UnmaskedDocumentNumber(
+            "the record's fields contain the full document number; it must not be journaled")
 
 
 def _optional_str(value: Any, name: str) -> str | None:

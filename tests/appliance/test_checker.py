@@ -166,3 +166,13 @@ def test_check_command_with_a_bad_config_is_one_line(tmp_path):
                           capture_output=True, timeout=60)
     assert proc.returncode == 1
     assert proc.stderr.decode().count("\n") == 1 and b"max_age_hours" in proc.stderr
+
+
+def test_a_document_number_that_appears_in_a_reason_never_loses_the_verdict(device):
+    """Number 2012, expired on 2012-04-15: the verdict is shown and journaled, masked."""
+    store, journal, config = device
+    manual = {"document_class": "P", "issuing_country": "UTO", "document_number": "2012",
+              "surname": "ERIKSSON", "expiry_date": "2012-04-15"}
+    out = Checker(store, journal, config).check(channel="manual", manual=manual, now=NOW).to_dict()
+    assert out["verdict"] == "REFER"
+    assert journal.latest(1)[0].verdict == "REFER" and journal.verify().ok

@@ -156,9 +156,26 @@ def test_the_journal_never_keeps_more_than_three_readable_characters(tmp_path, n
             assert sum(ch.isalnum() for ch in stored.masked_document_number) <= 3
 
 
-def test_a_record_whose_text_contains_the_full_document_number_is_refused(jpath):
+def test_a_full_document_number_in_the_reasons_is_masked_not_journaled(jpath):
     record = verdict_dict("REFER", reasons=["document L898902C3 has expired"],
-                          document={"document_number": "L898902C3"})
+                          notes=["seen L898902C3 before"], document={"document_number": "L898902C3"})
+    with Journal(jpath) as jrnl:
+        stored = jrnl.append(record)
+    assert list(stored.reasons) == ["document ******2C3 has expired"]
+    assert b"L898902C3" not in jpath.read_bytes()
+
+
+def test_a_short_number_that_collides_with_a_date_still_journals_the_verdict(jpath):
+    """A shown verdict must be journaled: document number 2012, expired on 2012-04-15."""
+    record = verdict_dict("REFER", reasons=["document expired on 2012-04-15"],
+                          document={"document_number": "2012"})
+    with Journal(jpath) as jrnl:
+        stored = jrnl.append(record)
+    assert stored.verdict == "REFER" and "2012" not in " ".join(stored.reasons)
+
+
+def test_a_full_document_number_outside_free_text_is_refused(jpath):
+    record = verdict_dict("REFER", operator="L898902C3", document={"document_number": "L898902C3"})
     with Journal(jpath) as jrnl:
         with pytest.raises(UnmaskedDocumentNumber, match="full document number"):
             jrnl.append(record)
