@@ -117,6 +117,11 @@ def _read_file(path: Path) -> dict[str, Any]:
     if unknown:
         raise ConfigError(CONFIG_FILE, unknown[0],
                           f"is not a setting (known: {', '.join(sorted(_FILE_KEYS))})")
+    if data.get("operators") and path.stat().st_mode & 0o077:
+        # PINs are short: anyone who can read the hashes can try them all offline.
+        raise ConfigError(CONFIG_FILE, "operators",
+                          f"holds PIN hashes but the file is readable by other users; "
+                          f"run: chmod 600 {path}")
     return data
 
 

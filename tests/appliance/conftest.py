@@ -62,6 +62,7 @@ def write_config(data_dir: Path, **settings: str) -> None:
     for operator, pin in OPERATORS.items():
         lines.append(f'{operator} = "{generate_password_hash(pin, method="pbkdf2:sha256:1000")}"')
     (data_dir / "gatecheck.toml").write_text("\n".join(lines) + "\n")
+    (data_dir / "gatecheck.toml").chmod(0o600)  # config.py refuses PIN hashes others can read
 
 
 def build_snapshot(data_dir: Path, *, heartbeat_at: datetime | None = None) -> None:

@@ -16,6 +16,7 @@ PIN_HASH = generate_password_hash("4711")
 
 def write(tmp_path: Path, text: str) -> Path:
     (tmp_path / "gatecheck.toml").write_text(text, encoding="utf-8")
+    (tmp_path / "gatecheck.toml").chmod(0o600)
     return tmp_path
 
 
@@ -250,3 +251,16 @@ def test_any_environment_text_either_loads_or_is_one_clean_config_error(tmp_path
         else:
             assert config.scopes <= KNOWN_SCOPES and config.max_age > timedelta(0)
             assert 1 <= config.port <= 65535
+
+
+def test_pin_hashes_readable_by_other_users_are_refused(tmp_path):
+    """Short PINs fall to an offline search in minutes: the hashes must be private."""
+    path = tmp_path / "gatecheck.toml"
+    path.write_text(f'[operators]\nagent-1 = "{generate_password_hash("482913")}"\n')
+    path.chmod(0o644)
+    with pytest.raises(ConfigError) as caught:
+        load_config(tmp_path, env={})
+    assert str(caught.value).startswith("gatecheck.toml: operators holds PIN hashes")
+    assert "chmod 600" in str(caught.value)
+    path.chmod(0o600)
+    assert "agent-1" in load_config(tmp_path, env={}).operators
