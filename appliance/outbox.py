@@ -66,6 +66,9 @@ class OutboxItem:
         }
 
 
+#: What an acknowledged report keeps on the device: enough to show its state.
+SCRUBBED_KEYS = frozenset({"kind", "category", "flight", "flight_date", "reporter", "scan_seq"})
+
 _COLUMNS = "report_id, body, state, created_at, sent_at, acknowledged_at, attempts, last_error"
 
 
@@ -115,8 +118,10 @@ class Outbox:
                 (report_id, body, created),
             ).rowcount
             if not inserted:
-                stored = self.db.execute(
-                    "SELECT body FROM outbox WHERE report_id = ?", (report_id,)).fetchone()[0]
+                stored, state = self.db.execute(
+                    "SELECT body, state FROM outbox WHERE report_id = ?", (report_id,)).fetchone()
+                if state == "acknowledged":  # delivered and scrubbed: a late retry changes nothing
+                    return report_id
                 if canonical_json(json.loads(stored)) != canonical_json(json.loads(body)):
                     raise ConflictingReport(
                         f"report {report_id} is already queued with different content")
@@ -129,10 +134,25 @@ class Outbox:
                          _time(at))
 
     def mark_acknowledged(self, report_id: str, at: datetime | None = None) -> None:
-        """The registry acknowledged the report: it leaves the pending queue."""
-        self._transition(report_id, "UPDATE outbox SET state = 'acknowledged', "
-                         "acknowledged_at = ? WHERE report_id = ? AND state != 'acknowledged'",
-                         _time(at))
+        """The registry acknowledged the report: it leaves the queue, and the device forgets who.
+
+        The registry now holds the report; the device keeps only what the
+        counter needs to show its state (SCRUBBED_KEYS), never the traveller's
+        name, date of birth, document number or the narrative about them.
+        """
+        report_id = _normalise_id(report_id)
+        with self._lock, immediate(self.db):
+            row = self.db.execute("SELECT body, state FROM outbox WHERE report_id = ?",
+                                  (report_id,)).fetchone()
+            if row is None:
+                self._require(report_id)
+            if row[1] == "acknowledged":
+                return
+            kept = {k: v for k, v in json.loads(row[0]).items() if k in SCRUBBED_KEYS}
+            self.db.execute(
+                "UPDATE outbox SET state = 'acknowledged', acknowledged_at = ?, body = ? "
+                "WHERE report_id = ?",
+                (_time(at), json.dumps({**kept, "scrubbed": True}, ensure_ascii=False), report_id))
 
     def mark_failed(self, report_id: str, reason: str) -> None:
         """A delivery attempt failed: the report stays pending, the attempt is counted."""

@@ -157,6 +157,7 @@ def test_flag_form_queues_a_report_prefilled_from_the_last_scan(page, server):
         outbox.mark_acknowledged(report_id)
         page.reload()
         assert page.locator(".state-word").inner_text() == "ACKNOWLEDGED"
+        assert "ERIKSSON" not in page.locator("#report").inner_text()  # the device forgot who
 
 
 def test_stale_banner_shows_when_the_lists_are_old_and_clear_becomes_refer(page, server):

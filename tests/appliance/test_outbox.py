@@ -197,3 +197,20 @@ def test_outbox_and_journal_share_one_file_and_one_schema_history(tmp_path):
     names = [row[0] for row in conn.execute("SELECT name FROM migrations ORDER BY id")]
     conn.close()
     assert names == ["journal hash chain", "incident report outbox"]
+
+
+def test_an_acknowledged_report_forgets_the_traveller(outbox, tmp_path):
+    """Once the registry holds the report, the device keeps only its state, never who."""
+    body = report(passenger={"surname": "ERIKSSON", "document_number": "L898902C3",
+                             "date_of_birth": "1974-08-12"}, narrative="ERIKSSON struck a crew member")
+    report_id = outbox.enqueue(body)
+    outbox.mark_sent(report_id)
+    outbox.mark_acknowledged(report_id)
+    kept = outbox.get(report_id).report
+    assert kept["scrubbed"] is True and "passenger" not in kept and "narrative" not in kept
+    assert outbox.state(report_id) == "acknowledged"
+    # A late retry of the same report is accepted and changes nothing.
+    assert outbox.enqueue(body, report_id) == report_id
+    assert outbox.get(report_id).report == kept
+    outbox.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    assert b"ERIKSSON" not in b"".join(p.read_bytes() for p in tmp_path.glob("journal.db*"))
