@@ -44,6 +44,9 @@ SHIFT = timedelta(hours=12)
 #: Parsed documents held in memory for the screen (never written to disk).
 RECENT_DETAILS = 64
 
+#: How often a running counter applies journal retention.
+RETENTION_EVERY = timedelta(hours=1)
+
 
 @dataclass(frozen=True)
 class Scan:
@@ -129,6 +132,23 @@ class CounterState:
         self._new_scan = threading.Condition()
         self.closing = threading.Event()  # set on shutdown: event streams end at once
         self.api_token = _secret_file(self.data_dir / API_TOKEN_FILE, lambda: secrets.token_urlsafe(32))
+        self._purged_at: datetime | None = None
+        self.apply_retention()
+
+    # -- retention ----------------------------------------------------------------
+
+    def apply_retention(self, now: datetime | None = None) -> int:
+        """Purge journal records past their retention, at most once per RETENTION_EVERY.
+
+        Runs at start and after scans, so a counter that is never restarted
+        still forgets CLEAR verdicts after journal_clear_days.
+        """
+        now = now or datetime.now(timezone.utc)
+        if self._purged_at is not None and now - self._purged_at < RETENTION_EVERY:
+            return 0
+        self._purged_at = now
+        return self.journal.purge(now, clear_days=self.config.journal_clear_days,
+                                  match_days=self.config.journal_match_days)
 
     # -- files in the data dir ------------------------------------------------
 
@@ -203,6 +223,7 @@ class CounterState:
                 self._details.popitem(last=False)
         with self._new_scan:
             self._new_scan.notify_all()
+        self.apply_retention()
         return scan
 
     def detail(self, seq: int) -> Scan | None:
