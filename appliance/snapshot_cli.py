@@ -13,6 +13,8 @@ from pathlib import Path
 
 import click
 
+from appliance.cli_common import fail
+
 from appliance.snapshot import SnapshotError, SnapshotStore, snapshot_path
 
 _SUFFIXES = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9}
@@ -46,11 +48,6 @@ _data_dir_option = click.option(
 )
 
 
-def _fail(message: str) -> None:
-    click.echo(f"gatecheck: {message}", err=True)
-    sys.exit(1)
-
-
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def snapshot() -> None:
     """The on-device deny-list snapshot."""
@@ -76,7 +73,7 @@ def synth(data_dir: Path, n_tokens: int, n_lists: int, seed: int, force: bool) -
 
     path = snapshot_path(data_dir)
     if path.exists() and not force:
-        _fail(f"{path} exists; pass --force to replace it")
+        fail(f"{path} exists; pass --force to replace it")
     phases = {"generate": "generating tokens", "write": "writing snapshot"}
     try:
         # One bar over both phases: each counts every token once.
@@ -86,7 +83,7 @@ def synth(data_dir: Path, n_tokens: int, n_lists: int, seed: int, force: bool) -
             build_snapshot(path, n_tokens, n_lists=n_lists, seed=seed, overwrite=force,
                            progress=lambda phase, n: bar.update(n, phase))
     except (SnapshotError, OSError) as exc:
-        _fail(getattr(exc, "message", None) or str(exc))
+        fail(getattr(exc, "message", None) or str(exc))
     with SnapshotStore(path, readonly=True) as store:
         click.echo(json.dumps(store.stats(), indent=2))
 
@@ -108,5 +105,5 @@ def stats(data_dir: Path) -> None:
                 for info in store.lists()
             }
     except SnapshotError as exc:
-        _fail(exc.message)
+        fail(exc.message)
     click.echo(json.dumps(summary, indent=2))
