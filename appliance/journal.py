@@ -22,7 +22,6 @@ import hashlib
 import json
 import re
 import sqlite3
-import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
@@ -32,9 +31,9 @@ from typing import Any
 
 from appliance.journal_db import (
     JournalDbError,
+    SharedConnection,
     canonical_json,
     immediate,
-    open_db,
     parse_utc,
     utc_iso,
 )
@@ -117,22 +116,8 @@ def record_hash(prev_hash: str, body: str) -> str:
     return hashlib.sha256((prev_hash + body).encode("utf-8")).hexdigest()
 
 
-class Journal:
+class Journal(SharedConnection):
     """The journal table of journal.db. ``path`` is the file or the data dir."""
-
-    def __init__(self, path: str | Path, *, create: bool = True) -> None:
-        self.db = open_db(path, create=create)
-        self._lock = threading.RLock()  # one connection shared by a server's threads
-
-    def __enter__(self) -> Journal:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        with self._lock:
-            self.db.close()
 
     # -- writing ------------------------------------------------------------
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -210,3 +211,25 @@ def canonical_json(value: Any) -> str:
     """Sorted keys, no whitespace, UTF-8 kept: one text per value, for hashing and comparing."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
                       allow_nan=False)
+
+
+class SharedConnection:
+    """One journal.db connection shared by a server's threads, behind one lock.
+
+    Journal and Outbox are both tables of journal.db; each holds its own
+    connection and serialises its calls on it.
+    """
+
+    def __init__(self, path: str | Path, *, create: bool = True) -> None:
+        self.db = open_db(path, create=create)
+        self._lock = threading.RLock()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        with self._lock:
+            self.db.close()

@@ -12,7 +12,6 @@ again is a no-op, and reusing an id for different content is refused.
 from __future__ import annotations
 
 import json
-import threading
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -20,7 +19,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from appliance.journal_db import JournalDbError, canonical_json, immediate, open_db, parse_utc, utc_iso
+from appliance.journal_db import (
+    JournalDbError,
+    SharedConnection,
+    canonical_json,
+    immediate,
+    parse_utc,
+    utc_iso,
+)
 
 STATES = ("queued", "sent", "acknowledged")
 
@@ -72,26 +78,12 @@ SCRUBBED_KEYS = frozenset({"kind", "category", "flight", "flight_date", "reporte
 _COLUMNS = "report_id, body, state, created_at, sent_at, acknowledged_at, attempts, last_error"
 
 
-class Outbox:
+class Outbox(SharedConnection):
     """The outbox table of journal.db. ``path`` is the file or the data dir.
 
     Safe to share between threads (the counter's WSGI server): calls are
     serialised on one connection.
     """
-
-    def __init__(self, path: str | Path, *, create: bool = True) -> None:
-        self.db = open_db(path, create=create)
-        self._lock = threading.RLock()
-
-    def __enter__(self) -> Outbox:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        with self._lock:
-            self.db.close()
 
     def enqueue(self, report: Mapping[str, Any], report_id: str | None = None, *,
                 at: datetime | None = None) -> str:
