@@ -55,6 +55,8 @@ class DeviceConfig:
     port: int = 8470
     #: operator id -> werkzeug password hash of the operator's PIN.
     operators: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    #: operators who may flag a passenger (docs/counter.md); nobody unless granted.
+    reporters: frozenset[str] = frozenset()
 
     @property
     def config_path(self) -> Path:
@@ -89,15 +91,26 @@ def load_config(data_dir: Path | None = None, env: Mapping[str, str] | None = No
     env = os.environ if env is None else env
     data_dir = Path(data_dir).expanduser() if data_dir is not None else default_data_dir(env)
     values: dict[str, Any] = {}
+    origin: dict[str, tuple[str, str]] = {}  # key -> (source, name) its value came from
     for key, value in _read_file(data_dir / CONFIG_FILE).items():
         values[key] = _FILE_KEYS[key](CONFIG_FILE, key, value)
+        origin[key] = (CONFIG_FILE, key)
     for key, convert in _ENV_KEYS.items():
         name = "GATECHECK_" + key.upper()
         if name in env:
             values[key] = convert("environment", name, env[name])
+            origin[key] = ("environment", name)
     if "max_age_hours" in values:
         values["max_age"] = timedelta(hours=values.pop("max_age_hours"))
-    return DeviceConfig(data_dir=data_dir, **values)
+    config = DeviceConfig(data_dir=data_dir, **values)
+    unknown = sorted(config.reporters - set(config.operators))
+    if unknown:
+        # A grant for an id nobody signs in as is a typo, or a stale grant that
+        # the next operator given that id would inherit unnoticed.
+        source, name = origin["reporters"]
+        raise ConfigError(source, name,
+                          f"names {unknown[0]!r}, who is not a configured operator (see [operators])")
+    return config
 
 
 def _read_file(path: Path) -> dict[str, Any]:
@@ -199,6 +212,10 @@ def _operators(source: str, key: str, value: Any) -> Mapping[str, str]:
     checked: dict[str, str] = {}
     for operator, pin_hash in value.items():
         where = f"{key}.{operator}"
+        if operator in _FILE_KEYS and not isinstance(pin_hash, str):
+            # TOML puts every key after "[operators]" in that table.
+            raise ConfigError(source, where, f"looks like the setting {operator!r}: "
+                                             "move it above the [operators] table")
         if not _OPERATOR_ID.fullmatch(operator):
             raise ConfigError(source, where,
                               "is not a valid operator id (letters, digits, '.', '_', '-'; at most 64)")
@@ -208,6 +225,19 @@ def _operators(source: str, key: str, value: Any) -> Mapping[str, str]:
                                              "never the PIN itself")
         checked[operator] = pin_hash
     return MappingProxyType(checked)
+
+
+def _reporters(source: str, key: str, value: Any) -> frozenset[str]:
+    if isinstance(value, str):
+        items = [part.strip() for part in value.split(",") if part.strip()]
+    elif isinstance(value, list) and all(isinstance(item, str) for item in value):
+        items = [item.strip() for item in value]
+    else:
+        raise ConfigError(source, key, f"must be a list of operator ids, got {value!r}")
+    for item in items:
+        if not _OPERATOR_ID.fullmatch(item):
+            raise ConfigError(source, key, f"has {item!r}, which is not a valid operator id")
+    return frozenset(items)
 
 
 def _known() -> str:
@@ -222,5 +252,6 @@ _ENV_KEYS: dict[str, Callable[[str, str, Any], Any]] = {
     "journal_match_days": _integer(1, None, "a whole number of days, at least 1"),
     "host": _host,
     "port": _integer(1, 65535, "a port number from 1 to 65535"),
+    "reporters": _reporters,
 }
 _FILE_KEYS: dict[str, Callable[[str, str, Any], Any]] = {**_ENV_KEYS, "operators": _operators}

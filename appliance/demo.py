@@ -89,7 +89,7 @@ def _demo_operator(data_dir: Path) -> str | None:
         return None
     pin = f"{secrets.randbelow(10**6):06d}"
     path.write_text(
-        'scopes = ["air_travel"]\n\n[operators]\n'
+        'scopes = ["air_travel"]\nreporters = ["demo"]\n\n[operators]\n'
         f'demo = "{generate_password_hash(pin)}"\n'
     )
     os.chmod(path, 0o600)

@@ -1,9 +1,12 @@
 """Who may call each route: every view declares it, and the app refuses to start otherwise.
 
-Three levels (docs/counter.md, "Who may call what"):
+The levels (docs/counter.md, "Who may call what"):
 
 - ``public``: the sign-in page and static files;
 - ``operator``: an operator signed in with a PIN (the browser session);
+- ``reporter``: a signed-in operator who is also in the config's
+  ``reporters`` (the flag form: reports name a traveller, so flagging is
+  granted, never assumed); any other operator gets a 403 page;
 - ``scanner``: the local scanner daemon, with the bearer token from the data
   dir's ``api-token`` file;
 - ``reader``: either of the two above (status, events, polling).
@@ -21,14 +24,18 @@ from __future__ import annotations
 import hmac
 from typing import Callable
 
-from flask import Flask, current_app, jsonify, request
+from flask import Flask, abort, current_app, jsonify, request
 from flask_login import current_user
 
 PUBLIC = "public"
 OPERATOR = "operator"
 SCANNER = "scanner"
 READER = "reader"
-LEVELS = (PUBLIC, OPERATOR, SCANNER, READER)
+REPORTER = "reporter"
+LEVELS = (PUBLIC, OPERATOR, SCANNER, READER, REPORTER)
+
+#: The whole 403 page a signed-in operator who is not a reporter gets.
+NOT_A_REPORTER = "Only reporters can flag a passenger; ask a supervisor."
 
 #: Flask's own endpoints, which cannot carry an attribute.
 _BUILTIN = {"static": PUBLIC}
@@ -45,6 +52,13 @@ public = _declare(PUBLIC)
 operator_required = _declare(OPERATOR)
 scanner_only = _declare(SCANNER)
 reader = _declare(READER)
+reporter_required = _declare(REPORTER)
+
+
+def is_reporter() -> bool:
+    """Whether the operator signed in on this request may flag passengers."""
+    return bool(current_user.is_authenticated
+                and current_user.id in current_app.config["GATECHECK"].reporters)
 
 
 def access_of(app: Flask, endpoint: str) -> str | None:
@@ -82,10 +96,12 @@ def install(app: Flask) -> None:
         level = access_of(app, request.endpoint)
         if level == PUBLIC:
             return None
-        if level == OPERATOR:
-            if current_user.is_authenticated:
-                return None
-            return app.login_manager.unauthorized()  # type: ignore[attr-defined]
+        if level in (OPERATOR, REPORTER):
+            if not current_user.is_authenticated:
+                return app.login_manager.unauthorized()  # type: ignore[attr-defined]
+            if level == REPORTER and not is_reporter():
+                abort(403, description=NOT_A_REPORTER)
+            return None
         if level == SCANNER:
             if has_scanner_token():
                 return None

@@ -1,6 +1,7 @@
 """The counter screen: the verdict, the traveller, the matches, recent scans and the forms.
 
-Every page here needs a signed-in operator. Forms post here (CSRF-checked)
+Every page here needs a signed-in operator, and the flag form one who is a
+reporter (access.py). Forms post here (CSRF-checked)
 and redirect back to the screen (post/redirect/get), so a reload never
 scans twice. New scans arrive in the open page through /api/events; the page
 then fetches /live, the same HTML fragment the screen is built from.
@@ -14,8 +15,8 @@ from datetime import date
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user
 
-from appliance.outbox import OutboxError
-from appliance.web.access import operator_required
+from appliance.outbox import ConflictingReport, OutboxError
+from appliance.web.access import NOT_A_REPORTER, is_reporter, operator_required, reporter_required
 from appliance.web.forms import FLAG_CATEGORIES, FlagForm, ImageForm, ManualEntryForm
 from appliance.web.inputs import InputRefused, payload_from_image
 from appliance.web.present import freshness_view, history_row, scan_view
@@ -56,6 +57,8 @@ def _page_context() -> dict:
         "fresh": freshness_view(status),
         "status": status,
         "head_seq": status["journal"]["head_seq"],
+        "can_flag": is_reporter(),
+        "not_a_reporter": NOT_A_REPORTER,
     }
 
 
@@ -132,11 +135,11 @@ def _prefill(form: FlagForm) -> int | None:
 
 
 def _reports():
-    return _state().outbox.recent(10)
+    return _state().reports_by(current_user.id)
 
 
 @bp.route("/flag", methods=["GET", "POST"])
-@operator_required
+@reporter_required
 def flag():
     """Flag a passenger: a closed list of categories, queued in the outbox until acknowledged."""
     form = FlagForm()
@@ -148,6 +151,10 @@ def flag():
     if form.validate_on_submit():
         try:
             report_id = _state().outbox.enqueue(form.to_report(current_user.id), form.report_id.data)
+        except ConflictingReport:
+            # Not the outbox's message: it would confirm a report id that may be someone else's.
+            form.report_id.errors = ["This form was already sent with other details: "
+                                     "open the form again to file another report."]
         except OutboxError as exc:
             form.report_id.errors = [exc.message]
         else:
@@ -160,11 +167,12 @@ def flag():
 @bp.route("/reports/<report_id>", methods=["GET"])
 @operator_required
 def report(report_id: str):
-    """One report and its state: queued, sent or acknowledged."""
-    try:
-        item = _state().outbox.get(report_id)
-    except OutboxError:
-        item = None
+    """One report and its state: queued, sent or acknowledged.
+
+    Only the reporter who filed it sees it, and only while still a reporter;
+    everyone else gets the same 404 as for an id that does not exist.
+    """
+    item = _state().report_of(report_id, current_user.id) if is_reporter() else None
     if item is None:
         abort(404)
     return render_template("report.html", **_page_context(), item=item, reports=_reports(),

@@ -29,7 +29,7 @@ from typing import Any
 from appliance.checker import Checker
 from appliance.config import DeviceConfig
 from appliance.journal import Journal, JournalRecord
-from appliance.outbox import Outbox
+from appliance.outbox import Outbox, OutboxError, OutboxItem
 from appliance.private_files import private_dir
 from appliance.records import ListInfo
 from appliance.snapshot import SnapshotStore, snapshot_path
@@ -43,6 +43,10 @@ OPERATOR_FILE = "counter-operator.json"
 SHIFT = timedelta(hours=12)
 #: Parsed documents held in memory for the screen (never written to disk).
 RECENT_DETAILS = 64
+
+#: Reports listed on the counter: an operator's newest, found among this many of the device's.
+REPORTS_SHOWN = 10
+REPORTS_SCANNED = 500
 
 #: How often a running counter applies journal retention.
 RETENTION_EVERY = timedelta(hours=1)
@@ -256,6 +260,30 @@ class CounterState:
         with self._new_scan:
             if self.head_seq() <= after_seq and not self.closing.is_set():
                 self._new_scan.wait(timeout)
+
+    # -- reports ----------------------------------------------------------------
+
+    def reports_by(self, operator: str, n: int = REPORTS_SHOWN) -> list[OutboxItem]:
+        """``operator``'s newest reports, newest first: a report names a traveller,
+        so each reporter sees only their own.
+
+        Looks through the device's newest REPORTS_SCANNED reports; an older one
+        drops off this list but its page still opens.
+        """
+        mine = [item for item in self.outbox.recent(REPORTS_SCANNED)
+                if item.report.get("reporter") == operator]
+        return mine[:n]
+
+    def report_of(self, report_id: str, operator: str) -> OutboxItem | None:
+        """Report ``report_id`` if ``operator`` filed it; None for a report that is
+        someone else's or does not exist, so the two cannot be told apart."""
+        try:
+            item = self.outbox.get(report_id)
+        except OutboxError:
+            return None
+        if item is None or item.report.get("reporter") != operator:
+            return None
+        return item
 
     # -- status -----------------------------------------------------------------
 

@@ -34,7 +34,9 @@ from sync.identity import identity_from_document
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLES = REPO / "appliance" / "samples"
-OPERATORS = {"agent-17": "2468", "agent-42": "1357", "agent-7": "8642"}
+OPERATORS = {"agent-17": "2468", "agent-42": "1357", "agent-7": "8642", "agent-23": "9753"}
+#: Operators granted the flag form; agent-42 and agent-7 are counter staff only.
+REPORTERS = ("agent-17", "agent-23")
 NOFLY = "utopia-nfl"
 HOTEL = "utopia-hotels"
 NOFLY_KEY = hashlib.sha256(b"test no-fly list key").digest()
@@ -56,6 +58,7 @@ def _tokens(name: str, key: bytes):
 
 def write_config(data_dir: Path, **settings: str) -> None:
     # pbkdf2 with few rounds keeps sign-in fast in tests; devices use the default scrypt.
+    settings = {"reporters": "[" + ", ".join(f'"{r}"' for r in REPORTERS) + "]", **settings}
     lines = ['scopes = ["air_travel"]']
     lines += [f"{key} = {value}" for key, value in settings.items()]
     lines.append("[operators]")

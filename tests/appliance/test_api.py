@@ -23,6 +23,7 @@ from appliance.journal import Journal
 from tests.appliance.conftest import (
     DENY_REFERENCE,
     NOFLY,
+    OPERATORS,
     REFER_REFERENCE,
     REPO,
     csrf_token,
@@ -384,31 +385,94 @@ def test_five_wrong_pins_lock_the_operator_out(server):
     assert statuses == [401] * 5 + [429]
 
 
-def test_flag_report_is_queued_once_even_when_submitted_twice(server):
-    browser = sign_in(server)
-    server.scan(sample("boarding-pass.txt"))
-    depth = server.status()["outbox"]["depth"]
-    page = browser.get(server.api("/flag"), timeout=10).text
+def flag_form(page: str, **fields: str) -> dict:
+    """The flag form as the page rendered it (csrf token, report id), with a valid incident."""
     report_id = re.search(r'id="report_id" name="report_id" type="hidden" value="([^"]+)"', page).group(1)
-    assert 'value="ERIKSSON"' in page  # prefilled from the last scan
-    form = {
+    return {
         "csrf_token": csrf_token(page), "report_id": report_id, "category": "threat_or_verbal_abuse",
         "narrative": "Shouted at the agent and threatened staff at the counter.",
         "flight": "LH 863", "flight_date": "2026-11-28", "surname": "ERIKSSON", "given_names": "ANNA",
+        **fields,
     }
+
+
+def strip_csrf(html: str) -> str:
+    return re.sub(r'name="csrf_token" type="hidden" value="[^"]+"', "", html)
+
+
+def file_report(browser: requests.Session, server) -> str:
+    form = flag_form(browser.get(server.api("/flag"), timeout=10).text)
+    response = browser.post(server.api("/flag"), data=form, timeout=10)
+    assert response.url.endswith(f"/reports/{form['report_id']}"), response.text[:300]
+    return form["report_id"]
+
+
+def test_flag_report_is_queued_once_even_when_submitted_twice(server):
+    browser = sign_in(server)  # agent-17, a reporter
+    server.scan(sample("boarding-pass.txt"))
+    depth = server.status()["outbox"]["depth"]
+    page = browser.get(server.api("/flag"), timeout=10).text
+    assert 'value="ERIKSSON"' in page  # prefilled from the last scan
+    form = flag_form(page)
     first = browser.post(server.api("/flag"), data=form, timeout=10)
     again = browser.post(server.api("/flag"), data=form, timeout=10)
-    assert first.url.endswith(f"/reports/{report_id}") and again.url == first.url
+    assert first.url.endswith(f"/reports/{form['report_id']}") and again.url == first.url
     assert 'data-state="queued"' in first.text
     assert server.status()["outbox"]["depth"] == depth + 1
 
 
+def test_operator_who_is_not_a_reporter_cannot_open_or_post_the_flag_form(server):
+    browser = sign_in(server, "agent-42")
+    screen = browser.get(server.url, timeout=10).text
+    assert 'id="flag-link"' not in screen
+    assert "Only reporters can flag a passenger; ask a supervisor." in screen
+    page = browser.get(server.api("/flag"), timeout=10)
+    assert page.status_code == 403
+    assert "Only reporters can flag a passenger; ask a supervisor." in page.text
+    assert "ERIKSSON" not in page.text and "report-item" not in page.text
+    depth = server.status()["outbox"]["depth"]
+    # A well-formed post with a valid CSRF token (from the screen) is refused too.
+    form = {"csrf_token": csrf_token(screen), "report_id": "0f8e2f43-2b7a-4a2c-9d0a-6c1f4b9e7d21",
+            "category": "intoxication", "narrative": "A narrative long enough to pass the length check.",
+            "flight": "LH 863", "flight_date": "2026-11-28", "surname": "ERIKSSON"}
+    posted = browser.post(server.api("/flag"), data=form, allow_redirects=False, timeout=10)
+    assert posted.status_code == 403
+    assert "Only reporters can flag a passenger; ask a supervisor." in posted.text
+    assert server.status()["outbox"]["depth"] == depth
+
+
+def test_a_report_is_shown_and_listed_only_to_the_reporter_who_filed_it(server):
+    author = sign_in(server, "agent-17")
+    report_id = file_report(author, server)
+    page = author.get(server.api(f"/reports/{report_id}"), timeout=10)
+    assert page.status_code == 200 and "ERIKSSON" in page.text
+    assert f'data-report-id="{report_id}"' in author.get(server.api("/flag"), timeout=10).text
+
+    other_reporter = sign_in(server, "agent-23")
+    not_a_reporter = sign_in(server, "agent-42")
+    for browser in (other_reporter, not_a_reporter):
+        response = browser.get(server.api(f"/reports/{report_id}"), timeout=10)
+        never_filed = browser.get(server.api("/reports/3c5e4f1a-9b2d-4e6f-8a7c-1d2e3f4a5b6c"), timeout=10)
+        # The same answer as for an id never filed: nothing tells that it exists.
+        assert response.status_code == never_filed.status_code == 404
+        assert strip_csrf(response.text) == strip_csrf(never_filed.text)
+        assert "ERIKSSON" not in response.text
+    their_flag_page = other_reporter.get(server.api("/flag"), timeout=10).text
+    assert report_id not in their_flag_page and "report-item" not in their_flag_page
+    # Reusing the id in a form of one's own queues nothing and does not confirm the id either.
+    reuse = other_reporter.post(server.api("/flag"), timeout=10,
+                                data=flag_form(their_flag_page, report_id=report_id))
+    assert reuse.status_code == 400 and "already sent with other details" in reuse.text
+    assert reuse.text.count(report_id) == 1  # only echoed back in the hidden field it came in
+    # agent-23's own report is listed for agent-23, and not for agent-17.
+    their_report = file_report(other_reporter, server)
+    assert their_report in other_reporter.get(server.api("/flag"), timeout=10).text
+    assert their_report not in author.get(server.api("/flag"), timeout=10).text
+
+
 def test_flag_form_offers_only_the_closed_list_of_categories(server):
     browser = sign_in(server)
-    page = browser.get(server.api("/flag"), timeout=10).text
-    form = {"csrf_token": csrf_token(page), "report_id": "5b0c3f5e-8f43-4d5e-9a55-0e6f3d7f2b11",
-            "category": "other", "narrative": "A narrative long enough to pass the length check.",
-            "flight": "LH 863", "flight_date": "2026-11-28", "surname": "ERIKSSON"}
+    form = flag_form(browser.get(server.api("/flag"), timeout=10).text, category="other")
     depth = server.status()["outbox"]["depth"]
     assert browser.post(server.api("/flag"), data=form, timeout=10).status_code == 400
     assert server.status()["outbox"]["depth"] == depth
@@ -443,7 +507,7 @@ def test_restart_keeps_the_journal_and_replays_it_masked(tmp_path):
 EXPECTED_ACCESS = {
     "static": "public", "auth.signin": "public",
     "auth.signout": "operator", "counter.screen": "operator", "counter.live": "operator",
-    "counter.manual": "operator", "counter.image": "operator", "counter.flag": "operator",
+    "counter.manual": "operator", "counter.image": "operator", "counter.flag": "reporter",
     "counter.report": "operator",
     "api.scan": "scanner", "api.status": "reader", "api.events": "reader", "api.scans": "reader",
 }
@@ -477,3 +541,20 @@ def test_an_app_with_an_undeclared_route_refuses_to_start():
     app.add_url_rule("/open", "open", lambda: "")
     with pytest.raises(RuntimeError, match="open"):
         access.install(app)
+
+
+def test_a_device_that_grants_nobody_refuses_the_flag_form_to_every_operator(tmp_path):
+    from appliance.config import load_config
+    from appliance.web import create_app
+
+    app = create_app(load_config(make_data_dir(tmp_path / "device", reporters="[]")),
+                     test_config={"WTF_CSRF_ENABLED": False})
+    try:
+        for operator, pin in OPERATORS.items():
+            client = app.test_client()
+            assert client.post("/signin", data={"operator": operator, "pin": pin}).status_code == 302
+            response = client.get("/flag")
+            assert response.status_code == 403, operator
+            assert "Only reporters can flag a passenger; ask a supervisor." in response.get_data(as_text=True)
+    finally:
+        app.extensions["gatecheck"].close()

@@ -73,6 +73,7 @@ def test_missing_file_gives_the_airline_counter_defaults(tmp_path):
     assert (config.journal_clear_days, config.journal_match_days) == (30, 365)
     assert (config.host, config.port) == ("127.0.0.1", 8470)
     assert dict(config.operators) == {}
+    assert config.reporters == frozenset()  # nobody may flag until granted
 
 
 def test_file_sets_every_key(tmp_path):
@@ -84,6 +85,7 @@ journal_clear_days = 7
 journal_match_days = 730
 host = "0.0.0.0"
 port = 9000
+reporters = ["agent-17"]
 
 [operators]
 agent-17 = "{PIN_HASH}"
@@ -94,6 +96,7 @@ agent-17 = "{PIN_HASH}"
     assert (config.journal_clear_days, config.journal_match_days) == (7, 730)
     assert (config.host, config.port) == ("0.0.0.0", 9000)
     assert dict(config.operators) == {"agent-17": PIN_HASH}
+    assert config.reporters == frozenset({"agent-17"})
 
 
 def test_profile_carries_scopes_max_age_and_policy(tmp_path):
@@ -107,6 +110,7 @@ def test_example_in_docs_configuration_loads(tmp_path):
     example = docs.split("```toml\n", 1)[1].split("```", 1)[0]
     config = load(tmp_path, example)
     assert config.scopes == frozenset({"air_travel"}) and "agent-17" in config.operators
+    assert config.reporters == frozenset({"agent-17"})
 
 
 # --- environment overrides --------------------------------------------------
@@ -264,3 +268,67 @@ def test_pin_hashes_readable_by_other_users_are_refused(tmp_path):
     assert "chmod 600" in str(caught.value)
     path.chmod(0o600)
     assert "agent-1" in load_config(tmp_path, env={}).operators
+
+
+# --- reporters: who may flag a passenger -------------------------------------
+
+TWO_OPERATORS = f'[operators]\nagent-17 = "{PIN_HASH}"\nagent-23 = "{PIN_HASH}"\n'
+
+
+def test_reporters_are_granted_by_operator_id(tmp_path):
+    config = load(tmp_path, 'reporters = ["agent-23"]\n' + TWO_OPERATORS)
+    assert config.reporters == frozenset({"agent-23"})
+
+
+def test_reporters_from_the_environment_replace_the_file(tmp_path):
+    config = load(tmp_path, 'reporters = ["agent-23"]\n' + TWO_OPERATORS,
+                  GATECHECK_REPORTERS=" agent-17 , agent-23 ")
+    assert config.reporters == frozenset({"agent-17", "agent-23"})
+
+
+def test_empty_reporters_in_the_environment_revoke_every_grant(tmp_path):
+    config = load(tmp_path, 'reporters = ["agent-23"]\n' + TWO_OPERATORS, GATECHECK_REPORTERS="")
+    assert config.reporters == frozenset()
+
+
+def test_reporter_who_is_not_an_operator_is_refused_naming_the_id(tmp_path):
+    message = refusal(tmp_path, 'reporters = ["agent-17", "agent-71"]\n' + TWO_OPERATORS)
+    assert message == ("gatecheck.toml: reporters names 'agent-71', "
+                       "who is not a configured operator (see [operators])")
+
+
+def test_reporter_from_the_environment_who_is_not_an_operator_is_refused_naming_the_variable(tmp_path):
+    with pytest.raises(ConfigError) as caught:
+        load(tmp_path, TWO_OPERATORS, GATECHECK_REPORTERS="agent-17,agent-99")
+    assert (caught.value.source, caught.value.key) == ("environment", "GATECHECK_REPORTERS")
+    assert "'agent-99'" in str(caught.value)
+
+
+def test_reporters_need_operators_even_on_a_device_without_any(tmp_path):
+    assert "reporters names 'agent-17'" in refusal(tmp_path, 'reporters = ["agent-17"]\n')
+
+
+@pytest.mark.parametrize("value", ["17", "[17]", '["a b"]', '[""]', "{ agent-17 = true }"])
+def test_reporters_must_be_a_list_of_operator_ids(tmp_path, value):
+    message = refusal(tmp_path, f"reporters = {value}\n" + TWO_OPERATORS)
+    assert message.startswith("gatecheck.toml: reporters ")
+
+
+def test_reporters_written_below_the_operators_table_are_refused_with_where_to_put_them(tmp_path):
+    message = refusal(tmp_path, TWO_OPERATORS + 'reporters = ["agent-17"]\n')
+    assert message == ("gatecheck.toml: operators.reporters looks like the setting 'reporters': "
+                       "move it above the [operators] table")
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from(["agent-17", "agent-23", "agent-71", "x", ""]), max_size=4))
+def test_any_reporters_list_loads_only_when_every_id_is_an_operator(tmp_path_factory, ids):
+    tmp_path = tmp_path_factory.mktemp("reporters")
+    text = "reporters = [" + ", ".join(f'"{i}"' for i in ids) + "]\n" + TWO_OPERATORS
+    try:
+        config = load(tmp_path, text)
+    except ConfigError as exc:
+        assert str(exc).startswith("gatecheck.toml: reporters ") and "\n" not in str(exc)
+        assert not set(ids) <= {"agent-17", "agent-23"}
+    else:
+        assert config.reporters == set(ids) <= set(config.operators)
