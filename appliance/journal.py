@@ -37,10 +37,12 @@ from appliance.journal_db import (
     parse_utc,
     utc_iso,
 )
+from appliance.verdict import mask_document_number
 
 GENESIS = "0" * 64
 VERDICTS = ("CLEAR", "REFER", "DENY", "UNREADABLE")
 MAX_VISIBLE = 3  # characters of a document number a journal record may show
+MIN_REDACTED = 6  # shorter numbers are not searched for in free text
 CLEAR_DAYS = 30
 MATCH_DAYS = 365
 _MATCH_KEYS = ("list", "list_name", "action", "kind", "category", "reference")
@@ -463,23 +465,23 @@ def _masked_number(record: Mapping[str, Any]) -> str | None:
 
 
 def _redact_full_number(record: Mapping[str, Any], plain: dict[str, Any]) -> None:
-    """Mask the document number wherever free text repeats it (reasons, notes).
+    """Mask the document number wherever a reason or note repeats it.
 
-    Redacting, not refusing: a verdict that was shown must be journaled, and a
-    short number can collide with ordinary text ("2012" in an expiry date).
+    The verdict rules never put the number in their text; this guards the
+    free text that comes from elsewhere (parser messages). It redacts rather
+    than refuses, because a verdict that was shown must be journaled, and it
+    skips numbers under 6 characters, which collide with ordinary text such
+    as the year in "expired on 2012-04-15" and say little on their own.
     """
     document = record.get("document")
     number = document.get("document_number") if isinstance(document, Mapping) else None
-    if not isinstance(number, str) or len(number.strip()) <= MAX_VISIBLE:
+    if not isinstance(number, str) or len(number.strip()) < MIN_REDACTED:
         return
     number = number.strip()
     whole = re.compile(r"(?<![A-Za-z0-9])" + re.escape(number) + r"(?![A-Za-z0-9])")
-    masked = "*" * (len(number) - MAX_VISIBLE) + number[-MAX_VISIBLE:]
+    masked = mask_document_number(number)
     for key in ("reasons", "notes"):
         plain[key] = [whole.sub(masked, text) for text in plain[key]]
-    if number in canonical_json(plain):
-        raise UnmaskedDocumentNumber(
-            "the record's fields contain the full document number; it must not be journaled")
 
 
 def _optional_str(value: Any, name: str) -> str | None:

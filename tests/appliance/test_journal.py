@@ -162,6 +162,7 @@ def test_a_full_document_number_in_the_reasons_is_masked_not_journaled(jpath):
     with Journal(jpath) as jrnl:
         stored = jrnl.append(record)
     assert list(stored.reasons) == ["document ******2C3 has expired"]
+    assert list(stored.notes) == ["seen ******2C3 before"]
     assert b"L898902C3" not in jpath.read_bytes()
 
 
@@ -171,14 +172,16 @@ def test_a_short_number_that_collides_with_a_date_still_journals_the_verdict(jpa
                           document={"document_number": "2012"})
     with Journal(jpath) as jrnl:
         stored = jrnl.append(record)
-    assert stored.verdict == "REFER" and "2012" not in " ".join(stored.reasons)
+    assert stored.verdict == "REFER" and stored.reasons == ("document expired on 2012-04-15",)
 
 
-def test_a_full_document_number_outside_free_text_is_refused(jpath):
-    record = verdict_dict("REFER", operator="L898902C3", document={"document_number": "L898902C3"})
+def test_a_short_number_inside_a_match_reference_still_journals_the_deny(jpath):
+    record = verdict_dict("DENY", reasons=["document listed (ref. DA-2026-000417)"],
+                          matches=[{"list": "air", "reference": "DA-2026-000417", "action": "DENY"}],
+                          document={"document_number": "2026"})
     with Journal(jpath) as jrnl:
-        with pytest.raises(UnmaskedDocumentNumber, match="full document number"):
-            jrnl.append(record)
+        stored = jrnl.append(record)
+    assert stored.verdict == "DENY" and "DA-2026-000417" in stored.reasons[0]
 
 
 @pytest.mark.parametrize("bad, message", [
