@@ -16,11 +16,8 @@ from appliance.documents.model import Document
 from appliance.journal import Journal
 from appliance.records import ListInfo
 from appliance.snapshot import SnapshotStore
-from appliance.verdict import Decision, decide
+from appliance.verdict import CHANNELS, Decision, decide
 from sync.identity import DocumentClass, Identity, IdentityError, identity_from_document
-
-CHANNELS = ("scanner", "camera", "manual")
-
 
 class ManualEntryError(DocumentError):
     """A manually typed document that cannot be checked, with the reason."""
@@ -46,8 +43,6 @@ class Checker:
         now: datetime | None = None,
     ) -> Decision:
         """Verdict for one scanned payload or one manually typed document, journaled."""
-        if channel not in CHANNELS:
-            raise ValueError(f"unknown channel {channel!r}")
         now = now or datetime.now(timezone.utc)
         document: Document | None = None
         error: DocumentError | None = None
@@ -62,7 +57,7 @@ class Checker:
         profile = self.config.profile()
         with self.store.read():  # one scan sees one version of every list
             lists = self.store.lists()
-            in_scope = [info for info in lists if profile.scopes.intersection(info.scopes)]
+            in_scope = [info for info in lists if profile.covers(info)]
             entries, clearances = self._lookups(identity, in_scope)
         decision = decide(
             document=document, error=error, identity=identity, entries=entries,

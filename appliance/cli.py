@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 
 from appliance.cli_common import data_dir_option, fail
+from appliance.verdict import CHANNELS
 from appliance.documents import DocumentError, parse_payload
 from appliance.documents.errors import InputTooLarge
 from appliance.documents.model import MAX_PAYLOAD_BYTES
@@ -125,7 +126,7 @@ def decode(data_dir: Path | None, images: tuple[Path, ...], today: date | None) 
 @data_dir_option
 @click.option("--file", "path", type=click.Path(path_type=Path),
               help="Read the payload from this file instead of stdin.")
-@click.option("--channel", type=click.Choice(["scanner", "camera", "manual"]), default="scanner",
+@click.option("--channel", type=click.Choice(sorted(CHANNELS)), default="scanner",
               show_default=True, help="How the payload arrived (recorded in the journal).")
 @click.option("--operator", default=None, help="Operator id recorded with the verdict.")
 def check(data_dir: Path | None, path: Path | None, channel: str, operator: str | None) -> None:

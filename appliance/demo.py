@@ -9,15 +9,14 @@ local: SQLite files in the data directory, the screen on 127.0.0.1.
 
 from __future__ import annotations
 
-import os
 import secrets
-from datetime import date, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import click
 
 from appliance.cli_common import data_dir_option, fail
-from appliance.private_files import private_dir
+from appliance.private_files import private_dir, private_file
 
 SAMPLES = Path(__file__).resolve().parent / "samples"
 
@@ -88,11 +87,11 @@ def _demo_operator(data_dir: Path) -> str | None:
     if path.exists():
         return None
     pin = f"{secrets.randbelow(10**6):06d}"
+    private_file(path)  # 0600 before the PIN hash is written into it
     path.write_text(
         'scopes = ["air_travel"]\nreporters = ["demo"]\n\n[operators]\n'
         f'demo = "{generate_password_hash(pin)}"\n'
     )
-    os.chmod(path, 0o600)
     return pin
 
 

@@ -137,6 +137,7 @@ class CounterState:
         self.closing = threading.Event()  # set on shutdown: event streams end at once
         self.api_token = _secret_file(self.data_dir / API_TOKEN_FILE, lambda: secrets.token_urlsafe(32))
         self._purged_at: datetime | None = None
+        self._retention_lock = threading.Lock()
         self.apply_retention()
 
     # -- retention ----------------------------------------------------------------
@@ -148,9 +149,10 @@ class CounterState:
         still forgets CLEAR verdicts after journal_clear_days.
         """
         now = now or datetime.now(timezone.utc)
-        if self._purged_at is not None and now - self._purged_at < RETENTION_EVERY:
-            return 0
-        self._purged_at = now
+        with self._retention_lock:  # waitress threads: one purge per period, not one each
+            if self._purged_at is not None and now - self._purged_at < RETENTION_EVERY:
+                return 0
+            self._purged_at = now
         return self.journal.purge(now, clear_days=self.config.journal_clear_days,
                                   match_days=self.config.journal_match_days)
 
