@@ -361,6 +361,53 @@ class SnapshotStore:
                  _iso(batch.valid_until), _iso(batch.signed_at), delta, batch.list_id),
             )
 
+    def replace_list(self, batch: Batch) -> None:
+        """Install a full snapshot of one list: all of it or none of it.
+
+        For a device too far behind for deltas, or one whose digest did not
+        match: ``batch.add`` and ``batch.add_clearances`` are everything the
+        list holds at ``to_version``, which may be any version at or past the
+        held one (``from_version``). Tokens the snapshot lacks are removed.
+        """
+        validate_batch(batch, replacement=True)
+        with self._write() as db:
+            row = self._conn.execute(
+                "SELECT version FROM lists WHERE list_id = ?", (batch.list_id,)
+            ).fetchone()
+            if row is None:
+                raise UnknownList(f"no list {batch.list_id!r} in the snapshot")
+            if row[0] != batch.from_version:
+                raise VersionMismatch(
+                    f"list {batch.list_id!r} is at version {row[0]}; the snapshot replaces"
+                    f" version {batch.from_version}"
+                )
+            cache: dict = {}
+            adds = {entry.token: self._record_for(entry, cache) for entry in batch.add}
+            stale = self._held_tokens(batch.list_id) - adds.keys()
+            delta = self._rewrite_buckets(batch.list_id, stale, adds)
+            self._conn.execute("DELETE FROM clearances WHERE list_id = ?", (batch.list_id,))
+            if batch.add_clearances:
+                db["clearances"].upsert_all(
+                    ({"token": c.token, "list_id": c.list_id, "redress_number": c.redress_number,
+                      "valid_until": c.valid_until.isoformat()} for c in batch.add_clearances),
+                    pk=("token", "list_id"),
+                )
+            self._conn.execute(
+                "UPDATE lists SET version = ?, state_digest = ?, signed_at = COALESCE(?, signed_at),"
+                " valid_until = COALESCE(?, valid_until), heartbeat_at = COALESCE(?, heartbeat_at),"
+                " tokens = tokens + ? WHERE list_id = ?",
+                (batch.to_version, bytes(batch.state_digest), _iso(batch.signed_at),
+                 _iso(batch.valid_until), _iso(batch.signed_at), delta, batch.list_id),
+            )
+
+    def _held_tokens(self, list_id: str) -> set[bytes]:
+        """Every token the list holds, read inside the caller's transaction."""
+        own = {row[0] for row in self._conn.execute("SELECT id FROM meta WHERE list_id = ?", (list_id,))}
+        held: set[bytes] = set()
+        for (data,) in self._conn.execute("SELECT data FROM buckets"):
+            held.update(record.token for record in codec.decode(data) if record.meta in own)
+        return held
+
     def _record_for(self, entry: Entry, cache: dict) -> tuple[int, int]:
         """(meta id, ref) for an entry, creating its meta row if new.
 

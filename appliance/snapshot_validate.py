@@ -42,10 +42,21 @@ def validate_list_info(info: ListInfo) -> None:
         raise SnapshotError(f"list {info.list_id!r}: unknown default action {info.default_action!r}")
 
 
-def validate_batch(batch: Batch) -> None:
-    """Refuse a malformed batch before the transaction starts."""
+def validate_batch(batch: Batch, *, replacement: bool = False) -> None:
+    """Refuse a malformed batch before the transaction starts.
+
+    A replacement (a full snapshot installed for recovery) may land on any
+    version at or past the held one; a delta moves exactly one step.
+    """
     where = f"batch for list {batch.list_id!r}"
-    if batch.to_version != batch.from_version + 1:
+    if replacement:
+        if batch.remove or batch.remove_clearances:
+            raise SnapshotError(f"{where}: a replacement lists what the list holds, not removals")
+        if batch.to_version < batch.from_version:
+            raise VersionMismatch(
+                f"{where} would take the list back from version {batch.from_version} to {batch.to_version}"
+            )
+    elif batch.to_version != batch.from_version + 1:
         raise VersionMismatch(
             f"{where} goes from version {batch.from_version} to {batch.to_version}; one step is N to N+1"
         )

@@ -485,3 +485,34 @@ def test_generated_records_have_the_on_disk_layout():
     record = np.zeros(1, dtype=RECORD_DTYPE)
     record["hi"], record["lo"], record["meta"], record["ref"] = 0x0102030405060708, 0x090A0B0C, 5, 6
     assert codec.decode(record.tobytes()) == [codec.Record(bytes(range(1, 13)), 5, 6)]
+
+
+# -- full snapshots (recovery) -------------------------------------------------------
+
+
+def test_a_snapshot_jumps_versions_and_drops_what_it_does_not_hold(store):
+    apply(store, add=[entry(tok("a")), entry(tok("b"))])
+    apply(store, "hotel", add=[entry(tok("h"), "hotel")])
+    store.replace_list(Batch("no-fly", 1, 7, add=(entry(tok("b"), reference="NFL-2024-00000002"),
+                                                   entry(tok("c"))),
+                             add_clearances=(Clearance(tok("cl"), "no-fly", "RN-1", date(2030, 1, 1)),),
+                             state_digest=b"\x07" * 32))
+    info = store.get_list("no-fly")
+    assert info.version == 7 and info.state_digest == b"\x07" * 32
+    held = contents(store, "no-fly")
+    assert {token for token, _ in held} == {tok("b"), tok("c")}
+    assert held[(tok("b"), "no-fly")].reference == "NFL-2024-00000002"
+    assert [c.redress_number for c in store.clearances([tok("cl")])] == ["RN-1"]
+    assert {token for token, _ in contents(store, "hotel")} == {tok("h")}  # other lists untouched
+    assert store.stats()["tokens"] == 3
+
+
+def test_a_snapshot_may_reinstall_the_held_version_but_never_go_back(store):
+    apply(store, add=[entry(tok("a"))])
+    store.replace_list(Batch("no-fly", 1, 1, add=(entry(tok("a")),), state_digest=b"\x01" * 32))
+    assert store.get_list("no-fly").version == 1
+    with pytest.raises(VersionMismatch, match="back from version 1 to 0"):
+        store.replace_list(Batch("no-fly", 1, 0, add=()))
+    with pytest.raises(VersionMismatch, match="is at version 1"):
+        store.replace_list(Batch("no-fly", 0, 5, add=()))
+    assert {token for token, _ in contents(store, "no-fly")} == {tok("a")}
