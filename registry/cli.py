@@ -1,0 +1,267 @@
+"""`gatecheck registry`: the minimal admin CLI for tests and the demo (issue 4).
+
+Sets up a registry data directory (database, keys), serves the device API,
+creates lists, adds and removes entries, and enrols devices. The human
+workflows (reporters, reviewers) are a later issue. Every refusal is one
+line on stderr and exit status 1; outputs meant for scripts are JSON.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import time
+from datetime import date
+from pathlib import Path
+
+import click
+
+from appliance.cli_common import fail
+from appliance.records import Action
+from registry.db import RegistryError, make_engine
+from registry.devices import DeviceRegistry
+from registry.publish import DocumentRef, EntryFields, Name, Registry
+from registry.server import RegistryPaths, create_app
+from registry.signing import (
+    Signer,
+    generate_key_file,
+    issue_cert,
+    load_key_file,
+    write_public_file,
+)
+
+data_dir_option = click.option(
+    "--data-dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+    help="Registry data directory (database, signing key and certificate).",
+)
+by_option = click.option("--by", default=None, help="Who makes the change (default: the login name).")
+
+
+def _by(value: str | None) -> str:
+    if value:
+        return value
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "cli"
+
+
+def _emit(obj) -> None:
+    click.echo(json.dumps(obj, ensure_ascii=False, indent=2))
+
+
+def _open(data_dir: Path) -> tuple[Registry, DeviceRegistry]:
+    paths = RegistryPaths(data_dir)
+    if not paths.database.exists():
+        fail(f"{data_dir} is not a registry data directory; run `gatecheck registry init` first")
+    engine = make_engine(paths.database_url)
+    signer = Signer.from_files(paths.signing_key, paths.signing_cert)
+    return Registry(engine, signer), DeviceRegistry(engine)
+
+
+def _date(ctx, param, value: str | None) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a date in YYYY-MM-DD form") from None
+
+
+class _RegistryGroup(click.Group):
+    """Turns every RegistryError into one line instead of a traceback."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except RegistryError as exc:
+            fail(exc.message)
+
+
+@click.group(cls=_RegistryGroup, context_settings={"help_option_names": ["-h", "--help"]})
+def registry() -> None:
+    """The central registry: lists, entries, devices and the device API."""
+
+
+@registry.command()
+@data_dir_option
+@click.option("--root-key", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Where to create the offline root key (default: DATA_DIR/root.pem; move it offline).")
+@click.option("--root-passphrase", envvar="GATECHECK_ROOT_PASSPHRASE", default=None,
+              help="Encrypt the root key with this passphrase (or $GATECHECK_ROOT_PASSPHRASE).")
+@click.option("--cert-days", type=click.IntRange(1, 3650), default=365, show_default=True,
+              help="How long the online signing key's certificate is valid.")
+def init(data_dir: Path, root_key: Path | None, root_passphrase: str | None, cert_days: int) -> None:
+    """Create the database, the root key, the signing key and its certificate."""
+    paths = RegistryPaths(data_dir)
+    root_path = root_key or paths.root_key
+    if paths.signing_key.exists() or root_path.exists():
+        fail(f"{data_dir} already holds registry keys; refusing to replace them")
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # the database holds plaintext names
+    paths.keys_dir.mkdir(exist_ok=True)
+    passphrase = root_passphrase.encode("utf-8") if root_passphrase else None
+    root_public = generate_key_file(root_path, passphrase=passphrase)
+    signing_public = generate_key_file(paths.signing_key)
+    now = int(time.time())
+    cert = issue_cert(load_key_file(root_path, passphrase=passphrase), signing_public,
+                      not_before=now - 300, not_after=now + cert_days * 86_400, sequence=1)
+    write_public_file(paths.signing_cert, cert)
+    write_public_file(paths.root_public, root_public)
+    engine = make_engine(paths.database_url)
+    Registry(engine, Signer(load_key_file(paths.signing_key), cert))
+    DeviceRegistry(engine)
+    _emit({"data_dir": str(data_dir), "root_public_key": root_public.hex(),
+           "root_key": str(root_path), "signing_cert": str(paths.signing_cert)})
+    click.echo(f"Pin root.pub on every device; move {root_path} offline.", err=True)
+
+
+@registry.command()
+@data_dir_option
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=click.IntRange(0, 65535), default=8480, show_default=True)
+@click.option("--threads", type=click.IntRange(1, 512), default=16, show_default=True,
+              help="Worker threads; each long-poll holds one while it waits.")
+def serve(data_dir: Path, host: str, port: int, threads: int) -> None:
+    """Serve the device API with waitress."""
+    from waitress import serve as waitress_serve
+
+    if not RegistryPaths(data_dir).database.exists():
+        fail(f"{data_dir} is not a registry data directory; run `gatecheck registry init` first")
+    app = create_app({"DATA_DIR": str(data_dir)})
+    click.echo(f"registry serving on http://{host}:{port}", err=True)
+    waitress_serve(app, host=host, port=port, threads=threads, ident="gatecheck-registry")
+
+
+# -- lists ---------------------------------------------------------------------
+
+@registry.group("list")
+def list_group() -> None:
+    """Deny-lists."""
+
+
+@list_group.command("create")
+@data_dir_option
+@click.argument("list_id")
+@click.option("--name", required=True)
+@click.option("--authority", required=True)
+@click.option("--legal-basis", required=True)
+@click.option("--scope", "scopes", multiple=True, help="Sanction scope (repeat for several).")
+@click.option("--default-action", type=click.Choice(["REFER", "DENY"]), default="REFER", show_default=True)
+@click.option("--redress", default="", help="Text shown to the traveller.")
+@by_option
+def list_create(data_dir, list_id, name, authority, legal_basis, scopes, default_action, redress, by) -> None:
+    """Create an empty list at version 0."""
+    reg, _ = _open(data_dir)
+    info = reg.create_list(list_id, name=name, authority=authority, legal_basis=legal_basis, scopes=scopes,
+                           default_action=Action(default_action), redress=redress, by=_by(by))
+    _emit({"list_id": info.list_id, "version": info.version})
+
+
+# -- entries -------------------------------------------------------------------
+
+def _documents(ctx, param, values) -> tuple[DocumentRef, ...]:
+    out = []
+    for value in values:
+        parts = value.split(":")
+        if len(parts) != 3 or not all(parts):
+            raise click.BadParameter(f"{value!r} is not CLASS:ISSUER:NUMBER (e.g. P:DEU:C01X00T47)")
+        out.append(DocumentRef(parts[0].upper(), parts[1].upper(), parts[2]))
+    return tuple(out)
+
+
+def _variants(ctx, param, values) -> tuple[Name, ...]:
+    out = []
+    for value in values:
+        surnames, _, given = value.partition(",")
+        if not surnames.strip():
+            raise click.BadParameter(f"{value!r} is not SURNAMES[,GIVEN NAMES]")
+        out.append(Name(surnames.strip(), given.strip()))
+    return tuple(out)
+
+
+@registry.group("entry")
+def entry_group() -> None:
+    """Entries on a list; each change publishes a new version."""
+
+
+@entry_group.command("add")
+@data_dir_option
+@click.option("--list", "list_id", required=True)
+@click.option("--surnames", required=True)
+@click.option("--given-names", default="")
+@click.option("--original-script", default=None, help="The name as written in its own script.")
+@click.option("--variant", "variants", multiple=True, callback=_variants, metavar="SURNAMES,GIVEN",
+              help="A further Latin spelling (repeatable).")
+@click.option("--dob", callback=_date, metavar="YYYY-MM-DD", help="Date of birth (needed for person tokens).")
+@click.option("--document", "documents", multiple=True, callback=_documents, metavar="CLASS:ISSUER:NUMBER",
+              help="A document, e.g. P:DEU:C01X00T47 or D:USA-CA:D1234567 (repeatable).")
+@click.option("--category", required=True)
+@click.option("--action", type=click.Choice(["REFER", "DENY"]), default=None, help="Default: the list's.")
+@click.option("--reference", required=True, help="The authority's case number.")
+@click.option("--valid-from", callback=_date, metavar="YYYY-MM-DD")
+@click.option("--valid-until", callback=_date, metavar="YYYY-MM-DD")
+@click.option("--redress", default=None)
+@by_option
+def entry_add(data_dir, list_id, surnames, given_names, original_script, variants, dob, documents, category,
+              action, reference, valid_from, valid_until, redress, by) -> None:
+    """Add one entry and publish the version that carries it."""
+    reg, _ = _open(data_dir)
+    fields = EntryFields(
+        surnames=surnames, given_names=given_names, original_script=original_script, latin_variants=variants,
+        date_of_birth=dob, documents=documents, category=category, reference=reference,
+        action=Action(action) if action else None, valid_from=valid_from, redress=redress,
+        **({"valid_until": valid_until} if valid_until else {}))
+    entry_id = reg.add_entry(list_id, fields, by=_by(by))
+    _emit({"entry_id": entry_id, "list_id": list_id, "version": reg.current_version(list_id),
+           "tokens": len(reg.tokens_of(entry_id))})
+
+
+@entry_group.command("remove")
+@data_dir_option
+@click.option("--list", "list_id", required=True)
+@click.option("--entry-id", type=int, required=True)
+@by_option
+def entry_remove(data_dir, list_id, entry_id, by) -> None:
+    """Withdraw an entry and publish the version that removes it."""
+    reg, _ = _open(data_dir)
+    version = reg.remove_entry(list_id, entry_id, by=_by(by))
+    _emit({"entry_id": entry_id, "list_id": list_id, "version": version})
+
+
+# -- devices -------------------------------------------------------------------
+
+@registry.group("device")
+def device_group() -> None:
+    """Enrolled counters."""
+
+
+@device_group.command("enroll-code")
+@data_dir_option
+@click.option("--lists", required=True, help="Comma-separated list ids the device will receive.")
+@click.option("--ttl-hours", type=click.IntRange(1, 24 * 30), default=24, show_default=True)
+@by_option
+def device_enroll_code(data_dir, lists, ttl_hours, by) -> None:
+    """Print a one-time enrolment code (only its hash is stored)."""
+    reg, devices = _open(data_dir)
+    wanted = [item.strip() for item in lists.split(",") if item.strip()]
+    for list_id in wanted:
+        reg.current_version(list_id)  # UnknownList names the typo
+    click.echo(devices.issue_code(wanted, ttl_seconds=ttl_hours * 3600, by=_by(by)))
+
+
+@device_group.command("list")
+@data_dir_option
+def device_list(data_dir) -> None:
+    """Enrolled devices as JSON."""
+    _, devices = _open(data_dir)
+    _emit([d.to_dict() for d in devices.all_devices()])
+
+
+@device_group.command("disable")
+@data_dir_option
+@click.argument("device_id")
+def device_disable(data_dir, device_id) -> None:
+    """Refuse every further request from a device (a lost or stolen counter)."""
+    _, devices = _open(data_dir)
+    devices.set_status(device_id, "disabled")
+    _emit({"device_id": device_id, "status": "disabled"})

@@ -1,0 +1,475 @@
+"""The registry's device API (v1): an app factory and the ``device_api`` blueprint.
+
+A thin edge over the publishing core (registry/publish.py) and the device
+tables (registry/devices.py): it authenticates each request with the
+device's enrolled public key (sync/device_auth.py), serves signed updates as
+binary frames, long-polls for changes and takes incident and health reports.
+Every refusal is a JSON ``{"error": {"code", "message"}}``; bad input is a
+4xx, never a 500. The HTTP contract is docs/registry-api.md.
+
+Long-poll: a publish in this process wakes the waiting requests through a
+``threading.Condition`` at once; a publish by another process (the admin CLI,
+a second server) is seen by a short database poll (``CHANGE_POLL_SECONDS``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import struct
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Mapping
+from urllib.parse import quote, urlsplit
+
+from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from registry.db import RegistryError, make_engine
+from registry.devices import (
+    MAX_NAME_CHARS,
+    AlreadyEnrolled,
+    Device,
+    DeviceRegistry,
+    InvalidEnrolment,
+    InvalidReport,
+    ReportConflict,
+)
+from registry.publish import PublishConfig, Registry, UnknownList, VersionAhead
+from registry.signing import SigningError, Signer
+from sync.device_auth import (
+    DEFAULT_MAX_SKEW_SECONDS,
+    RequestAuthError,
+    device_id_for,
+    parse_public_key,
+    request_device_id,
+    verify_request,
+)
+from sync.envelope import parse_envelope
+from sync.errors import SyncError
+from sync.keys import parse_cert, parse_revocation
+
+log = logging.getLogger(__name__)
+
+FRAME_UPDATE, FRAME_CERT, FRAME_REVOCATION = 1, 2, 3
+MIN_WAIT_HEADER = "X-Gatecheck-Min-Wait"
+
+DEFAULTS = {
+    #: Largest request body (incident reports are the biggest): 64 KiB.
+    "MAX_CONTENT_LENGTH": 64 * 1024,
+    #: Seconds a device must wait before polling the same list again.
+    "MIN_WAIT_SECONDS": 1,
+    #: Longest long-poll a device may ask for (``wait`` is clamped to it).
+    "MAX_WAIT_SECONDS": 30,
+    #: How often a long-poll re-reads the list's version from the database.
+    "CHANGE_POLL_SECONDS": 0.5,
+    "CLOCK_SKEW_SECONDS": DEFAULT_MAX_SKEW_SECONDS,
+    #: A device's last_seen_at is written at most this often.
+    "SEEN_WRITE_SECONDS": 60,
+}
+
+
+class ConfigError(RegistryError):
+    code = "config"
+
+
+@dataclass(frozen=True)
+class RegistryPaths:
+    """Where ``gatecheck registry init`` puts things in a data directory."""
+
+    data_dir: Path
+
+    @property
+    def database(self) -> Path:
+        return self.data_dir / "registry.db"
+
+    @property
+    def database_url(self) -> str:
+        return f"sqlite:///{self.database}"
+
+    @property
+    def root_key(self) -> Path:
+        return self.data_dir / "root.pem"
+
+    @property
+    def root_public(self) -> Path:
+        return self.data_dir / "root.pub"
+
+    @property
+    def signing_key(self) -> Path:
+        return self.data_dir / "signing.pem"
+
+    @property
+    def signing_cert(self) -> Path:
+        return self.data_dir / "signing.cert"
+
+    @property
+    def keys_dir(self) -> Path:
+        """Further certificates (``*.cert``) and revocations (``*.rev``) served at /v1/keys."""
+        return self.data_dir / "keys"
+
+
+class ListChanges:
+    """Wakes long-polls when a list changes.
+
+    ``notify`` is called after a publish in this process; waiters also
+    re-check the database every ``poll_seconds``, which is how publishes by
+    other processes are seen.
+    """
+
+    def __init__(self, poll_seconds: float) -> None:
+        self.poll_seconds = poll_seconds
+        self._cond = threading.Condition()
+        self._generation = 0
+
+    def notify(self, list_id: str) -> None:
+        with self._cond:
+            self._generation += 1
+            self._cond.notify_all()
+
+    def wait_until(self, changed: Callable[[], bool], timeout: float) -> bool:
+        """Block until ``changed()`` is true or ``timeout`` seconds pass; return ``changed()``'s last answer."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._cond:
+                seen = self._generation
+            if changed():
+                return True
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            with self._cond:
+                if self._generation == seen:  # a notify since the check is not lost
+                    self._cond.wait(min(remaining, self.poll_seconds))
+
+
+class NotifyingRegistry(Registry):
+    """The publishing core, telling ``on_publish`` after each committed change."""
+
+    def __init__(self, *args, on_publish: Callable[[str], None], **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._on_publish = on_publish
+
+    def add_entries(self, list_id, many, **kwargs):
+        ids = super().add_entries(list_id, many, **kwargs)
+        self._on_publish(list_id)
+        return ids
+
+    def remove_entry(self, list_id, entry_id, **kwargs):
+        version = super().remove_entry(list_id, entry_id, **kwargs)
+        self._on_publish(list_id)
+        return version
+
+    def expire_entries(self, list_id, **kwargs):
+        published = super().expire_entries(list_id, **kwargs)
+        if published is not None:
+            self._on_publish(list_id)
+        return published
+
+
+@dataclass
+class Services:
+    """What the blueprint works with; one per app, in ``app.extensions``."""
+
+    registry: NotifyingRegistry
+    devices: DeviceRegistry
+    changes: ListChanges
+    keys_body: bytes
+    clock: Callable[[], float]
+    seen_write_seconds: int
+    _seen: dict[str, float] = field(default_factory=dict)
+    _seen_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def mark_seen(self, device_id: str) -> None:
+        """Record a device's last contact, at most every ``seen_write_seconds`` (polls must stay cheap)."""
+        now = self.clock()
+        with self._seen_lock:
+            if now - self._seen.get(device_id, float("-inf")) < self.seen_write_seconds:
+                return
+            self._seen[device_id] = now
+        self.devices.mark_seen(device_id, now=now)
+
+
+def services() -> Services:
+    return current_app.extensions["gatecheck_registry"]
+
+
+# -- framing (docs/registry-api.md, "Framing of binary bodies") ---------------
+
+def frame_update(envelope: bytes, payload: bytes) -> bytes:
+    return (struct.pack(">BI", FRAME_UPDATE, len(envelope)) + envelope
+            + struct.pack(">Q", len(payload)) + payload)
+
+
+def frame_key_statement(kind: int, data: bytes) -> bytes:
+    return struct.pack(">BI", kind, len(data)) + data
+
+
+def _keys_body(signing_cert: bytes, keys_dir: Path | None) -> bytes:
+    """Frames of the current certificate, then every further cert and revocation, validated now."""
+    frames = [frame_key_statement(FRAME_CERT, signing_cert)]
+    if keys_dir is not None and keys_dir.is_dir():
+        for path in sorted(keys_dir.iterdir()):
+            if path.suffix not in (".cert", ".rev"):
+                continue
+            data = path.read_bytes()
+            try:
+                if path.suffix == ".cert":
+                    parse_cert(data)
+                else:
+                    parse_revocation(data)
+            except SyncError as exc:
+                raise ConfigError(f"{path}: {exc.message}") from None
+            if data != signing_cert:
+                frames.append(frame_key_statement(FRAME_CERT if path.suffix == ".cert" else FRAME_REVOCATION, data))
+    return b"".join(frames)
+
+
+# -- app factory ---------------------------------------------------------------
+
+def create_app(config: Mapping | None = None) -> Flask:
+    """The registry's device API.
+
+    ``config`` takes ``DATA_DIR`` (the layout of :class:`RegistryPaths`) or
+    explicit ``DATABASE_URL``, ``SIGNING_KEY``, ``SIGNING_CERT`` and
+    ``KEYS_DIR``; plus the keys of :data:`DEFAULTS`, ``PUBLISH_CONFIG`` (a
+    :class:`PublishConfig`) and ``CLOCK`` (a callable returning Unix seconds).
+    """
+    app = Flask(__name__)
+    app.config.from_mapping(DEFAULTS)
+    app.config.update(config or {})
+    if app.config.get("DATA_DIR"):
+        paths = RegistryPaths(Path(app.config["DATA_DIR"]))
+        app.config.setdefault("DATABASE_URL", paths.database_url)
+        app.config.setdefault("SIGNING_KEY", str(paths.signing_key))
+        app.config.setdefault("SIGNING_CERT", str(paths.signing_cert))
+        app.config.setdefault("KEYS_DIR", str(paths.keys_dir))
+    for key in ("DATABASE_URL", "SIGNING_KEY", "SIGNING_CERT"):
+        if not app.config.get(key):
+            raise ConfigError(f"registry config needs {key} (or DATA_DIR)")
+    for key in ("MIN_WAIT_SECONDS", "MAX_WAIT_SECONDS", "CLOCK_SKEW_SECONDS", "SEEN_WRITE_SECONDS"):
+        if type(app.config[key]) is not int or app.config[key] < 0:
+            raise ConfigError(f"registry config {key} must be a non-negative integer")
+    if not isinstance(app.config["CHANGE_POLL_SECONDS"], (int, float)) or app.config["CHANGE_POLL_SECONDS"] <= 0:
+        raise ConfigError("registry config CHANGE_POLL_SECONDS must be a positive number of seconds")
+
+    clock = app.config.get("CLOCK") or time.time
+    signer = Signer.from_files(app.config["SIGNING_KEY"], app.config["SIGNING_CERT"])
+    engine = make_engine(app.config["DATABASE_URL"])
+    changes = ListChanges(app.config["CHANGE_POLL_SECONDS"])
+    keys_dir = Path(app.config["KEYS_DIR"]) if app.config.get("KEYS_DIR") else None
+    app.extensions["gatecheck_registry"] = Services(
+        registry=NotifyingRegistry(engine, signer, config=app.config.get("PUBLISH_CONFIG") or PublishConfig(),
+                                   clock=clock, on_publish=changes.notify),
+        devices=DeviceRegistry(engine, clock=clock),
+        changes=changes,
+        keys_body=_keys_body(signer.cert_bytes, keys_dir),
+        clock=clock,
+        seen_write_seconds=app.config["SEEN_WRITE_SECONDS"],
+    )
+    app.register_blueprint(device_api)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(RegistryError, _registry_error)
+    app.register_error_handler(RequestAuthError, _auth_error)
+    app.register_error_handler(Exception, _internal_error)
+    return app
+
+
+# -- errors --------------------------------------------------------------------
+
+class BadInput(RegistryError):
+    """A request the API cannot read: wrong content type, malformed JSON, bad parameter."""
+
+    code = "bad_request"
+
+    def __init__(self, message: str, *, status: int = 400, code: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        if code:
+            self.code = code
+
+
+class Forbidden(RegistryError):
+    code = "forbidden"
+
+
+_STATUS = {
+    UnknownList: 404, VersionAhead: 409, Forbidden: 403, InvalidEnrolment: 403, AlreadyEnrolled: 409,
+    InvalidReport: 400, ReportConflict: 409, SigningError: 503,
+}
+
+
+def error_response(status: int, code: str, message: str) -> Response:
+    response = jsonify({"error": {"code": code, "message": message}})
+    response.status_code = status
+    return response
+
+
+def _http_error(exc: HTTPException) -> Response:
+    code = (exc.name or "error").lower().replace(" ", "_")
+    response = error_response(exc.code or 500, code, exc.description or exc.name)
+    if exc.code == 405 and exc.valid_methods:
+        response.headers["Allow"] = ", ".join(exc.valid_methods)
+    return response
+
+
+def _registry_error(exc: RegistryError) -> Response:
+    status = getattr(exc, "status", None) or next(
+        (s for cls, s in _STATUS.items() if isinstance(exc, cls)), 500)
+    if status >= 500:
+        log.error("registry cannot answer: %s", exc.message)
+    return error_response(status, exc.code, exc.message)
+
+
+def _auth_error(exc: RequestAuthError) -> Response:
+    return error_response(401, exc.code, exc.message)
+
+
+def _internal_error(exc: Exception) -> Response:
+    log.exception("unhandled error in the registry API")
+    return error_response(500, "internal_error", "the registry failed to answer; see its log")
+
+
+# -- request helpers -------------------------------------------------------------
+
+def request_target() -> str:
+    """The path and query exactly as the device sent them (what it signed)."""
+    environ = request.environ
+    raw = environ.get("REQUEST_URI") or environ.get("RAW_URI")
+    if raw:
+        if not raw.startswith("/"):  # absolute-form target (via a proxy)
+            parts = urlsplit(raw)
+            raw = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        return raw
+    path = quote(environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", ""), safe="/:@!$&'()*+,;=-._~")
+    query = environ.get("QUERY_STRING", "")
+    return path + (f"?{query}" if query else "")
+
+
+def json_body() -> dict:
+    """The request's JSON object, or BadInput (415 for another content type, 400 otherwise)."""
+    if request.mimetype != "application/json":
+        raise BadInput(f"content type must be application/json, not {request.mimetype or 'none'!r}",
+                       status=415, code="unsupported_media_type")
+    data = request.get_data(cache=True)
+    try:
+        value = json.loads(data.decode("utf-8"), parse_constant=_no_constant)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise BadInput(f"body is not valid UTF-8 JSON: {exc}", code="malformed_json") from None
+    if not isinstance(value, dict):
+        raise BadInput("body must be a JSON object", code="malformed_json")
+    return value
+
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not JSON")
+
+
+def int_arg(name: str, *, default: int | None = None) -> int:
+    raw = request.args.get(name)
+    if raw is None:
+        if default is None:
+            raise BadInput(f"query parameter {name!r} is required")
+        return default
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 19:
+        raise BadInput(f"query parameter {name!r} must be a non-negative integer")
+    return int(raw)
+
+
+# -- the device API ------------------------------------------------------------
+
+device_api = Blueprint("device_api", __name__, url_prefix="/v1")
+
+
+@device_api.before_request
+def authenticate() -> None:
+    """Every endpoint but enrolment needs a valid request signature from an active device."""
+    if request.endpoint == "device_api.enroll":
+        return
+    svc = services()
+    device_id = request_device_id(request.headers)
+    device = svc.devices.device(device_id)
+    if device is None or not device.active:
+        raise RequestAuthError(f"device {device_id} is unknown or disabled")
+    verify_request(device.public_key, request.method, request_target(), request.headers,
+                   request.get_data(cache=True), svc.clock(),
+                   max_skew=current_app.config["CLOCK_SKEW_SECONDS"])
+    g.device = device
+    svc.mark_seen(device_id)
+
+
+@device_api.post("/enroll")
+def enroll():
+    body = json_body()
+    try:
+        public_key = parse_public_key(body.get("public_key"))
+    except SyncError as exc:
+        raise BadInput(exc.message, code="invalid_public_key") from None
+    code = body.get("code")
+    if not isinstance(code, str) or not code or len(code) > 64:
+        raise BadInput("code must be the enrolment code, as a string", code="invalid_enrolment")
+    name = body.get("name") or f"device {device_id_for(public_key)}"
+    if not isinstance(name, str) or len(name) > MAX_NAME_CHARS:
+        raise BadInput(f"name must be a string of at most {MAX_NAME_CHARS} characters", code="invalid_enrolment")
+    device: Device = services().devices.enroll(code, public_key, name)
+    return jsonify({"device_id": device.device_id, "lists": list(device.lists)}), 201
+
+
+@device_api.get("/keys")
+def keys():
+    return Response(services().keys_body, 200, mimetype="application/octet-stream")
+
+
+@device_api.get("/lists/<list_id>/updates")
+def updates(list_id: str):
+    since = int_arg("since")
+    wait = min(int_arg("wait", default=0), current_app.config["MAX_WAIT_SECONDS"])
+    registry = services().registry
+    head = registry.current_version(list_id)  # UnknownList -> 404
+    if list_id not in g.device.lists:
+        raise Forbidden(f"device {g.device.device_id} is not subscribed to list {list_id!r}")
+    if since > head:
+        raise VersionAhead(f"list {list_id!r} is at version {head}; the device claims {since}: "
+                           "fetch a snapshot with since=0")
+    if since == head and wait > 0:
+        services().changes.wait_until(lambda: registry.current_version(list_id) != since, wait)
+    frames = _updates_with_heartbeat(registry, list_id, since)
+    response = Response(b"".join(frame_update(e, p) for e, p in frames), 200,
+                        mimetype="application/octet-stream")
+    response.headers[MIN_WAIT_HEADER] = str(current_app.config["MIN_WAIT_SECONDS"])
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _updates_with_heartbeat(registry: Registry, list_id: str, since: int) -> list[tuple[bytes, bytes]]:
+    """Deltas or a snapshot up to the head, ending with a heartbeat for the version they reach.
+
+    Only heartbeats prove freshness (docs/envelope.md), so every answer ends
+    with one. If the list moves on between the two reads, the read is
+    retried; a heartbeat for a version the device cannot have reached is
+    never sent after updates.
+    """
+    for _ in range(3):
+        frames = registry.updates_since(list_id, since)
+        reached = parse_envelope(frames[-1][0]).to_version if frames else since
+        beat = registry.heartbeat(list_id)
+        if parse_envelope(beat).to_version == reached:
+            return [*frames, (beat, b"")]
+    return frames or [(beat, b"")]
+
+
+@device_api.post("/incidents")
+def incidents():
+    body = json_body()
+    if "report" not in body:
+        raise BadInput("body needs a report object", code="invalid_report")
+    report_id = services().devices.record_incident(g.device.device_id, body.get("report_id"), body["report"])
+    return jsonify({"report_id": report_id, "status": "acknowledged"}), 200
+
+
+@device_api.post("/health")
+def health():
+    services().devices.record_health(g.device.device_id, json_body())
+    return Response(status=204)
