@@ -6,6 +6,7 @@ object where the command's output is JSON), never a traceback.
 
 from __future__ import annotations
 
+import importlib
 import json
 import sys
 from datetime import date
@@ -44,7 +45,30 @@ _today_option = click.option(
 )
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+#: Subcommands imported only when used, so `gatecheck parse` at the counter
+#: does not pay for the web app, SQLAlchemy and the sync agent.
+_LAZY_COMMANDS = {
+    "demo": ("appliance.demo", "demo"),
+    "journal": ("appliance.journal_cli", "journal"),
+    "registry": ("registry.cli", "registry"),
+    "serve": ("appliance.web_cli", "serve"),
+    "snapshot": ("appliance.snapshot_cli", "snapshot"),
+    "sync": ("sync.cli", "sync"),
+}
+
+
+class _LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *_LAZY_COMMANDS])
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in _LAZY_COMMANDS:
+            module, attribute = _LAZY_COMMANDS[name]
+            return getattr(importlib.import_module(module), attribute)
+        return super().get_command(ctx, name)
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="gatecheck-appliance")
 def main() -> None:
     """Gatecheck: check-in counter deny-list appliance."""
@@ -164,19 +188,6 @@ def check(data_dir: Path | None, path: Path | None, channel: str, operator: str 
     _emit(decision.to_dict())
 
 
-def _register_groups() -> None:
-    from appliance.demo import demo
-    from appliance.journal_cli import journal
-    from appliance.snapshot_cli import snapshot
-    from appliance.web_cli import serve
-
-    main.add_command(journal)
-    main.add_command(serve)
-    main.add_command(snapshot)
-    main.add_command(demo)
-
-
-_register_groups()
 
 
 if __name__ == "__main__":  # pragma: no cover

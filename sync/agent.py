@@ -1,0 +1,434 @@
+"""The sync agent: fetch, verify, apply, confirm, for every list the device holds.
+
+The updater of python-tuf's ngclient, for deny-lists. I/O lives here and at
+the seam (sync/fetcher.py); every trust decision is the pure
+:class:`~sync.trust.TrustedSet`'s. For one list, each fetched update goes:
+
+1. **verify** envelope and payload against the pinned keys and the held state
+   (signature before the payload is parsed: docs/envelope.md, steps 1-17);
+2. **decode** the payload (sync/wire.py) and **compute** the post-state
+   digest from the held lanes and the change, looking up in the store the
+   entries that removals and replacements take away (sync/digest.py);
+3. **confirm** the digest against the signed one *before* the store is
+   touched: ``apply_batch`` is one transaction, so "roll back" means never
+   committing. On a mismatch nothing is applied, the agent logs it loudly
+   and fetches a full snapshot (``?since=0``);
+4. **stage** the new state in sync.db, **apply** the batch, **commit** the
+   staged state (sync/agent_state.py explains the crash recovery).
+
+Pacing (issue 4, "Loop and pacing"): the first poll comes a random 0-60 s
+after start, the registry's ``X-Gatecheck-Min-Wait`` is honoured, and after
+N consecutive failures the wait is min(2^(N-1) x base x (1 + rand), cap),
+Safe Browsing's rule scaled down to a counter. A stop (SIGTERM) is seen
+between transactions, never inside one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import struct
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Callable, Iterable
+
+from appliance.outbox import Outbox
+from appliance.records import Batch
+from appliance.snapshot import SnapshotStore
+from appliance.snapshot_errors import SnapshotError
+from sync.agent_state import KIND_CERT, KIND_REVOCATION, AgentState, ListRecord
+from sync.digest import StateDigest
+from sync.envelope import Kind
+from sync.errors import BehindRegistry, DigestMismatch, MalformedEnvelope, MixAndMatch, SyncError
+from sync.fetcher import FetchError, Fetcher, Response
+from sync.keys import KeyRing
+from sync.trust import TrustConfig, TrustedListState, TrustedSet
+from sync.wire import decode_payload
+
+log = logging.getLogger("gatecheck.sync")
+
+FRAME_UPDATE, FRAME_CERT, FRAME_REVOCATION = 1, 2, 3
+_U32 = struct.Struct(">I")
+_U64 = struct.Struct(">Q")
+MIN_WAIT_HEADER = "X-Gatecheck-Min-Wait"
+
+
+class RegistryRefused(SyncError):
+    """The registry answered, but not with what the contract promises (an HTTP error)."""
+
+    code = "registry_refused"
+
+
+class NotConverging(SyncError):
+    """A list did not reach a verified current state within the rounds one run allows."""
+
+    code = "not_converging"
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    """Pacing and limits of the agent, in seconds and bytes (docs/sync-agent.md)."""
+
+    first_poll_max_delay: float = 60.0
+    backoff_base: float = 30.0
+    backoff_cap: float = 3600.0
+    #: Floor between successful polls; the registry's Min-Wait may raise it.
+    poll_interval: float = 1.0
+    #: Long-poll: seconds the registry may hold a no-change poll (contract max 30).
+    long_poll_wait: int = 25
+    #: Fetches per list per run: a chain longer than one answer, or snapshot recovery.
+    max_rounds: int = 6
+    max_updates_bytes: int = 256 * 1024 * 1024
+    max_keys_bytes: int = 64 * 1024
+    max_answer_bytes: int = 64 * 1024
+    max_entries: int = 60_000_000
+    outbox_batch: int = 100
+    trust: TrustConfig = field(default_factory=TrustConfig)
+
+    def __post_init__(self) -> None:
+        for name in ("first_poll_max_delay", "backoff_base", "backoff_cap", "poll_interval"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or value < 0:
+                raise ValueError(f"AgentConfig.{name} must be a non-negative number of seconds, got {value!r}")
+        if not 0 <= self.long_poll_wait <= 30:
+            raise ValueError("AgentConfig.long_poll_wait must be 0..30 seconds (the registry's maximum)")
+        if self.max_rounds < 2:
+            raise ValueError("AgentConfig.max_rounds must be at least 2 (a delta, then a snapshot)")
+
+
+@dataclass
+class RunReport:
+    """What one ``run_once`` did: versions reached, errors met and when to poll next."""
+
+    ok: bool = True
+    next_delay: float = 0.0
+    versions: dict[str, int] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+    snapshots: list[str] = field(default_factory=list)
+    acknowledged: list[str] = field(default_factory=list)
+
+
+def backoff_delay(failures: int, *, base: float, cap: float, rand: float) -> float:
+    """min(2^(N-1) x base x (1 + rand), cap) for N consecutive failures, rand in [0, 1)."""
+    if failures < 1:
+        return 0.0
+    return min(2 ** min(failures - 1, 62) * base * (1 + rand), cap)
+
+
+def parse_frames(body: bytes, *, max_envelope_bytes: int) -> list[tuple[int, bytes, bytes]]:
+    """Split a binary body into (kind, envelope-or-statement, payload) frames.
+
+    Framing (docs/sync-agent.md): kind u8, u32 length + bytes, and for kind 1
+    a u64 length + payload. Anything truncated, padded or of unknown kind
+    refuses the whole body: a truncated download applies nothing.
+    """
+    frames: list[tuple[int, bytes, bytes]] = []
+    view = memoryview(body)
+    pos = 0
+    while pos < len(view):
+        kind = view[pos]
+        pos += 1
+        if kind not in (FRAME_UPDATE, FRAME_CERT, FRAME_REVOCATION):
+            raise MalformedEnvelope(f"frame of unknown kind {kind} at byte {pos - 1}")
+        if pos + _U32.size > len(view):
+            raise MalformedEnvelope("response is truncated inside a frame header")
+        (size,) = _U32.unpack_from(view, pos)
+        pos += _U32.size
+        if size > max_envelope_bytes or pos + size > len(view):
+            raise MalformedEnvelope(f"frame declares {size} bytes; the response is truncated or forged")
+        first = bytes(view[pos:pos + size])
+        pos += size
+        payload = b""
+        if kind == FRAME_UPDATE:
+            if pos + _U64.size > len(view):
+                raise MalformedEnvelope("response is truncated inside a payload length")
+            (psize,) = _U64.unpack_from(view, pos)
+            pos += _U64.size
+            if pos + psize > len(view):
+                raise MalformedEnvelope(f"payload declares {psize} bytes, only {len(view) - pos} arrived: truncated")
+            payload = bytes(view[pos:pos + psize])
+            pos += psize
+        frames.append((kind, first, payload))
+    return frames
+
+
+def _utc(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, timezone.utc)
+
+
+def _error_of(response: Response) -> str:
+    try:
+        return json.loads(response.body)["error"]["message"]
+    except (ValueError, KeyError, TypeError):
+        return response.body[:200].decode("utf-8", "replace")
+
+
+class SyncAgent:
+    """Keeps one snapshot store in step with the registry and empties the outbox.
+
+    ``lists`` names the lists to sync; by default every list in the store
+    (enrolment creates them there, with their token keys).
+    """
+
+    def __init__(self, store: SnapshotStore, state: AgentState, fetcher: Fetcher,
+                 root_public_key: bytes, *, outbox: Outbox | None = None,
+                 config: AgentConfig | None = None, lists: Iterable[str] | None = None,
+                 clock: Callable[[], float] = time.time, rng: random.Random | None = None,
+                 stop: threading.Event | None = None) -> None:
+        self.store = store
+        self.state = state
+        self.fetcher = fetcher
+        self.outbox = outbox
+        self.config = config or AgentConfig()
+        self.clock = clock
+        self.rng = rng or random.Random()
+        self.stop = stop or threading.Event()
+        self._lists = list(lists) if lists is not None else None
+        self.keyring = KeyRing(root_public_key)
+        for kind, data in state.key_statements():
+            try:
+                (self.keyring.add_cert if kind == KIND_CERT else self.keyring.add_revocation)(data)
+            except SyncError as exc:  # e.g. a cert whose key was revoked later: stays refused
+                log.debug("held key statement not re-admitted: %s", exc.message)
+        self.trusted = TrustedSet(self.keyring, self.config.trust)
+
+    # -- the loop ------------------------------------------------------------
+
+    def run_forever(self, stop: threading.Event | None = None) -> None:
+        """Poll until ``stop`` is set; the first poll comes 0..first_poll_max_delay s after start."""
+        if stop is not None:
+            self.stop = stop
+        delay = self.rng.uniform(0, self.config.first_poll_max_delay)
+        log.info("first poll in %.1f s", delay)
+        while not self.stop.wait(delay):
+            delay = self.run_once().next_delay
+        log.info("sync agent stopped")
+
+    def run_once(self) -> RunReport:
+        """One poll of every list and one pass over the outbox; records the outcome."""
+        report = RunReport()
+        min_wait = 0.0
+        try:
+            self._refresh_keys()
+            for list_id in self.list_ids():
+                if self.stop.is_set():
+                    break
+                try:
+                    min_wait = max(min_wait, self.sync_list(list_id, report))
+                except FetchError:
+                    raise
+                except (SyncError, SnapshotError) as exc:
+                    message = f"list {list_id}: {exc.message}"
+                    log.error("%s", message)
+                    report.errors.append(message)
+                finally:
+                    current = self.state.get(list_id).state.version
+                    report.versions[list_id] = current
+            if self.outbox is not None and not self.stop.is_set():
+                self._send_outbox(report)
+        except FetchError as exc:
+            log.warning("registry unreachable: %s", exc.message)
+            report.errors.append(exc.message)
+        now = self.clock()
+        report.ok = not report.errors
+        if report.ok:
+            report.next_delay = max(min_wait, self.config.poll_interval)
+            self.state.record_success(now, now + report.next_delay)
+        else:
+            failures = self.state.status().failures + 1
+            report.next_delay = max(min_wait, backoff_delay(
+                failures, base=self.config.backoff_base, cap=self.config.backoff_cap, rand=self.rng.random()))
+            self.state.record_failure(now, report.errors[-1], failures, now + report.next_delay)
+        return report
+
+    def list_ids(self) -> list[str]:
+        if self._lists is not None:
+            return list(self._lists)
+        return [info.list_id for info in self.store.lists()]
+
+    # -- keys ------------------------------------------------------------------
+
+    def _refresh_keys(self) -> None:
+        """Fetch the root-signed key statements; keep the ones the root really signed."""
+        response = self.fetcher.fetch("GET", "/v1/keys", max_bytes=self.config.max_keys_bytes)
+        if response.status != 200:
+            raise RegistryRefused(f"GET /v1/keys: HTTP {response.status}: {_error_of(response)}")
+        for kind, data, _ in parse_frames(response.body, max_envelope_bytes=self.config.max_keys_bytes):
+            try:
+                if kind == FRAME_CERT:
+                    self.keyring.add_cert(data)
+                    self.state.add_key_statement(KIND_CERT, data)
+                elif kind == FRAME_REVOCATION:
+                    self.keyring.add_revocation(data)
+                    self.state.add_key_statement(KIND_REVOCATION, data)
+            except SyncError as exc:  # a forged, revoked or superseded statement changes nothing
+                log.warning("key statement refused: %s", exc.message)
+
+    # -- one list ----------------------------------------------------------------
+
+    def sync_list(self, list_id: str, report: RunReport | None = None) -> float:
+        """Bring one list to the registry's current version; returns the registry's Min-Wait."""
+        report = report if report is not None else RunReport()
+        record = self._held(list_id)
+        want_snapshot = False
+        progressed = False
+        for _ in range(self.config.max_rounds):
+            if self.stop.is_set():
+                return 0.0
+            since = 0 if want_snapshot else record.state.version
+            wait = 0 if (progressed or want_snapshot) else self.config.long_poll_wait
+            path = f"/v1/lists/{list_id}/updates?since={since}" + (f"&wait={wait}" if wait else "")
+            response = self.fetcher.fetch("GET", path, max_bytes=self.config.max_updates_bytes)
+            if response.status == 409:
+                log.warning("list %s: registry is behind the device's version %d; fetching a snapshot",
+                            list_id, since)
+                want_snapshot = True
+                continue
+            if response.status != 200:
+                raise RegistryRefused(f"GET {path}: HTTP {response.status}: {_error_of(response)}")
+            min_wait = _min_wait(response)
+            frames = parse_frames(response.body, max_envelope_bytes=self.config.trust.max_envelope_bytes)
+            if not frames:
+                raise RegistryRefused(f"GET {path}: empty answer (no update and no heartbeat)")
+            current = False
+            want_snapshot = False
+            for kind, envelope, payload in frames:
+                if kind != FRAME_UPDATE:
+                    raise MalformedEnvelope(f"an updates answer carries a key frame (kind {kind})")
+                try:
+                    record, current = self._apply(record, envelope, payload, report)
+                except BehindRegistry:
+                    break  # the answer ended short of the head: ask again at once
+                except DigestMismatch as exc:
+                    log.error("DIGEST MISMATCH on list %s at version %d: %s -- nothing applied, "
+                              "fetching a full snapshot", list_id, record.state.version, exc.message)
+                    want_snapshot = True
+                    break
+                progressed = True
+            if current and not want_snapshot:
+                return min_wait
+        raise NotConverging(f"not current after {self.config.max_rounds} fetches; will retry")
+
+    def _held(self, list_id: str) -> ListRecord:
+        """The held record, reconciled with the store after a crash or a lost sync.db."""
+        info = self.store.get_list(list_id)
+        if info is None:
+            raise SnapshotError(f"list {list_id!r} is not in the snapshot store; enrol the device for it")
+        record = self.state.reconcile(list_id, info.version)
+        if record.state.version == info.version:
+            return record
+        # sync.db and the store disagree (sync.db lost, or a store built offline):
+        # trust the store's version and recompute the lanes from its entries;
+        # the next signed digest (delta or heartbeat) proves it or forces a snapshot.
+        log.warning("list %s: sync state at version %d, store at %d; recomputing the digest from the store",
+                    list_id, record.state.version, info.version)
+        digest = StateDigest.of(self.store.iter_entries(list_id))
+
+        record = ListRecord(TrustedListState(list_id, info.version, digest.checksum()), digest.to_bytes())
+        self.state.save(record)
+        return record
+
+    def _apply(self, record: ListRecord, envelope: bytes, payload: bytes,
+               report: RunReport) -> tuple[ListRecord, bool]:
+        """Verify, confirm and apply one update; returns the new record and whether it is a heartbeat."""
+        list_id = record.state.list_id
+        update = self.trusted.verify_update(record.state, envelope, payload or None, now=self.clock())
+        env = update.envelope
+        if update.kind is Kind.HEARTBEAT:
+            held = StateDigest.from_bytes(record.lanes).checksum()
+            new_state = self.trusted.confirm(record.state, update, held)
+            self.store.record_heartbeat(list_id, signed_at=_utc(env.issued_at),
+                                        valid_until=_utc(env.valid_until), heartbeat_at=_utc(self.clock()))
+            new = ListRecord(new_state, record.lanes)
+            self.state.save(new)
+            return new, True
+        decoded = decode_payload(update.payload, max_bytes=self.config.trust.max_payload_bytes(env.kind),
+                                 max_entries=self.config.max_entries)
+        if (decoded.list_id, decoded.from_version, decoded.to_version, decoded.snapshot) != \
+                (env.list_id, env.from_version, env.to_version, env.kind is Kind.SNAPSHOT):
+            raise MixAndMatch(f"payload is {decoded.list_id} {decoded.from_version}->{decoded.to_version}, "
+                              f"its envelope {env.list_id} {env.from_version}->{env.to_version}")
+        if decoded.snapshot:
+            digest = StateDigest.of([*decoded.adds, *decoded.add_clearances])
+            removes = ()  # replace_list drops whatever the snapshot does not hold
+        else:
+            # A removal, and an addition of a held token (which replaces it),
+            # take the held entry out of the digest: look up its metadata first.
+            touched = {*decoded.removes, *(e.token for e in decoded.adds)}
+            held = [e for e in self.store.lookup(touched) if e.list_id == list_id]
+            cleared = {*decoded.remove_clearances, *(c.token for c in decoded.add_clearances)}
+            held_clearances = [c for c in self.store.clearances(cleared) if c.list_id == list_id]
+            digest = StateDigest.from_bytes(record.lanes).apply(
+                adds=[*decoded.adds, *decoded.add_clearances], removes=[*held, *held_clearances])
+            removes = decoded.removes
+        new_state = self.trusted.confirm(record.state, update, digest.checksum())  # before any write
+        info = self.store.get_list(list_id)
+        batch = Batch(list_id, info.version, env.to_version, decoded.adds, removes, decoded.add_clearances,
+                      decoded.remove_clearances, env.post_state_digest, _utc(env.issued_at), _utc(env.valid_until))
+        self.state.stage(ListRecord(new_state, digest.to_bytes()))
+        try:
+            if decoded.snapshot:
+                self.store.replace_list(batch)  # may jump versions, or reinstall the held one
+            else:
+                self.store.apply_batch(batch)
+        except BaseException:
+            self.state.discard_staged(list_id)
+            raise
+        new = self.state.commit_staged(list_id)
+        if decoded.snapshot:
+            report.snapshots.append(list_id)
+            log.info("list %s: installed snapshot at version %d (%d entries)",
+                     list_id, env.to_version, len(decoded.adds))
+        else:
+            log.info("list %s: %d -> %d (+%d -%d)", list_id, env.from_version, env.to_version,
+                     len(decoded.adds), len(decoded.removes))
+        return new, False
+
+    # -- outbox ----------------------------------------------------------------
+
+    def _send_outbox(self, report: RunReport) -> None:
+        """POST each pending report until the registry acknowledges it (idempotent by id)."""
+        for item in self.outbox.pending(self.config.outbox_batch):
+            if self.stop.is_set():
+                return
+            body = json.dumps({"report_id": item.report_id, "report": item.report},
+                              ensure_ascii=False, sort_keys=True).encode("utf-8")
+            try:
+                response = self.fetcher.fetch("POST", "/v1/incidents", body=body,
+                                              headers={"Content-Type": "application/json"},
+                                              max_bytes=self.config.max_answer_bytes)
+            except FetchError as exc:
+                self.outbox.mark_failed(item.report_id, exc.message)
+                raise
+            answer = _json(response)
+            if (response.status == 200 and answer.get("status") == "acknowledged"
+                    and answer.get("report_id") == item.report_id):
+                self.outbox.mark_acknowledged(item.report_id)
+                report.acknowledged.append(item.report_id)
+                continue
+            reason = f"POST /v1/incidents: HTTP {response.status}: {_error_of(response)}"
+            if response.status == 409:
+                reason = f"report {item.report_id}: the registry holds different content under this id"
+                log.error("%s", reason)
+            self.outbox.mark_failed(item.report_id, reason)
+            report.errors.append(reason)
+
+
+def _json(response: Response) -> dict:
+    try:
+        value = json.loads(response.body)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _min_wait(response: Response) -> float:
+    raw = response.header(MIN_WAIT_HEADER)
+    try:
+        value = float(raw) if raw is not None else 0.0
+    except ValueError:
+        return 0.0
+    return value if 0 <= value <= 86_400 else 0.0

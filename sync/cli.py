@@ -1,0 +1,126 @@
+"""``gatecheck sync``: run the sync agent, and show what it last did.
+
+The data directory holds, besides snapshot.db and journal.db:
+``device.key`` (this device's Ed25519 private key, PKCS#8 PEM, 0600; its
+device id is derived from the public half, sync/device_auth.py) and
+``registry-root.pub`` (the pinned 32-byte raw root public key).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from datetime import datetime, timezone
+from pathlib import Path
+
+import click
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+DEVICE_KEY_FILE = "device.key"
+ROOT_KEY_FILE = "registry-root.pub"
+
+
+def _fail(message: str) -> None:
+    from appliance.cli_common import fail
+
+    fail(message)
+
+
+def _when(seconds: float | None) -> str:
+    if seconds is None:
+        return "never"
+    return datetime.fromtimestamp(seconds, timezone.utc).isoformat(timespec="seconds")
+
+
+def _load_device_key(path: Path) -> Ed25519PrivateKey:
+    try:
+        if path.stat().st_mode & 0o077:
+            _fail(f"{path} is readable by others; a device key must be 0600")
+        key = load_pem_private_key(path.read_bytes(), password=None)
+    except (OSError, ValueError, TypeError) as exc:
+        _fail(f"cannot load the device key {path}: {exc}")
+    if not isinstance(key, Ed25519PrivateKey):
+        _fail(f"{path} is not an Ed25519 private key")
+    return key
+
+
+@click.group()
+def sync() -> None:
+    """Keep this device's deny-lists in step with the registry (docs/sync-agent.md)."""
+
+
+@sync.command()
+@click.option("--data-dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Device data directory (snapshot.db, journal.db, sync.db, device.key).")
+@click.option("--registry", "registry_url", required=True, help="Registry base URL, e.g. http://127.0.0.1:8480.")
+@click.option("--root-key", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help=f"Pinned registry root public key, 32 raw bytes (default: DATA_DIR/{ROOT_KEY_FILE}).")
+@click.option("--first-poll-max-delay", type=float, default=60.0, show_default=True,
+              help="The first poll comes a random 0..N seconds after start.")
+@click.option("--once", is_flag=True, help="Poll once and exit (status 1 if the poll failed).")
+@click.option("-v", "--verbose", is_flag=True, help="Log every applied update.")
+def run(data_dir: Path, registry_url: str, root_key: Path | None, first_poll_max_delay: float,
+        once: bool, verbose: bool) -> None:
+    """Run the sync agent until SIGTERM or Ctrl-C (it stops between transactions)."""
+    from appliance.outbox import Outbox
+    from appliance.snapshot import SnapshotStore, snapshot_path
+    from appliance.snapshot_errors import SnapshotError
+    from sync.agent import AgentConfig, SyncAgent
+    from sync.agent_state import AgentState
+    from sync.device_auth import device_id_for
+    from sync.errors import SyncError
+    from sync.fetcher import DeviceCredentials, RequestsFetcher
+    from sync.keys import raw_public_key
+
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    key = _load_device_key(data_dir / DEVICE_KEY_FILE)
+    root_path = root_key or data_dir / ROOT_KEY_FILE
+    try:
+        root = root_path.read_bytes()
+    except OSError as exc:
+        _fail(f"cannot read the pinned root key {root_path}: {exc.strerror}")
+    device = DeviceCredentials(device_id_for(raw_public_key(key)), key)
+    stop = threading.Event()
+    try:
+        store = SnapshotStore(snapshot_path(data_dir))
+        agent = SyncAgent(store, AgentState(data_dir), RequestsFetcher(registry_url, device),
+                          root, outbox=Outbox(data_dir),
+                          config=AgentConfig(first_poll_max_delay=first_poll_max_delay), stop=stop)
+    except (SyncError, SnapshotError) as exc:
+        _fail(exc.message)
+    if once:
+        report = agent.run_once()
+        for error in report.errors:
+            click.echo(f"error: {error}", err=True)
+        raise SystemExit(0 if report.ok else 1)
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    agent.run_forever(stop)
+
+
+@sync.command()
+@click.option("--data-dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Device data directory.")
+def status(data_dir: Path) -> None:
+    """Last success, last error, list versions and freshness, next poll."""
+    import time
+
+    from sync.agent_state import AgentState, state_path
+
+    if not state_path(data_dir).is_file():
+        _fail(f"no sync state in {data_dir}: the agent has not run yet")
+    with AgentState(data_dir) as state:
+        s = state.status()
+        click.echo(f"last success:  {_when(s.last_success_at)}")
+        click.echo(f"last error:    {_when(s.last_error_at)}" + (f"  {s.last_error}" if s.last_error else ""))
+        click.echo(f"failures:      {s.failures} in a row")
+        click.echo(f"next poll:     {_when(s.next_poll_at)}")
+        now = time.time()
+        for list_id, record in state.lists().items():
+            held = record.state
+            fresh = "fresh" if held.is_fresh(now) else "STALE"
+            click.echo(f"list {list_id}: version {held.version}, current as of "
+                       f"{_when(held.heartbeat_issued_at)} ({fresh} until {_when(held.heartbeat_valid_until)})")
