@@ -30,6 +30,8 @@ from sqlalchemy import (
 )
 from sqlalchemy import Table
 
+from appliance.private_files import private_file
+
 
 class RegistryError(Exception):
     """Base of every registry refusal; ``message`` is one human-readable line.
@@ -178,6 +180,11 @@ def make_engine(url: str, **kwargs) -> Engine:
     """An engine for ``url`` (``sqlite:///path`` by default, or ``postgresql+...://``)."""
     engine = create_engine(url, **kwargs)
     if engine.dialect.name == "sqlite":
+        # The registry holds listed people's names in plaintext: 0600 before
+        # SQLite creates the file (its -wal and -shm files take the same mode).
+        database = engine.url.database
+        if database and database != ":memory:" and not database.startswith("file:"):
+            private_file(database)
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine
 

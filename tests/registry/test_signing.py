@@ -147,3 +147,13 @@ def test_public_files_are_world_readable_and_not_overwritten(keys):
     assert _mode(tmp_path / "signing.cert") == 0o644
     with pytest.raises(KeyFileError):
         write_public_file(tmp_path / "signing.cert", b"x")
+
+
+def test_the_registry_database_holding_plaintext_names_is_private(tmp_path):
+    import stat
+
+    from registry.db import init_db, make_engine
+
+    path = tmp_path / "registry.db"
+    init_db(make_engine(f"sqlite:///{path}"))
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
