@@ -36,10 +36,10 @@ from appliance.journal_db import (
     parse_utc,
     utc_iso,
 )
-from appliance.verdict import mask_document_number
+from appliance.verdict import Verdict, mask_document_number
 
 GENESIS = "0" * 64
-VERDICTS = ("CLEAR", "REFER", "DENY", "UNREADABLE")
+VERDICTS = tuple(verdict.value for verdict in Verdict)
 MAX_VISIBLE = 3  # characters of a document number a journal record may show
 MIN_REDACTED = 6  # shorter numbers are not searched for in free text
 CLEAR_DAYS = 30

@@ -240,11 +240,8 @@ class CounterState:
     def last_scan(self, since_seq: int = 0) -> Scan | None:
         """The newest scan held in memory after ``since_seq``."""
         with self._details_lock:
-            for seq in reversed(self._details):
-                if seq > since_seq:
-                    return self._details[seq]
-                break
-        return None
+            newest = next(reversed(self._details), None)
+            return self._details[newest] if newest is not None and newest > since_seq else None
 
     def head_seq(self) -> int:
         return self.journal.head()[0]
