@@ -20,6 +20,7 @@ from appliance.web.access import NOT_A_REPORTER, is_reporter, operator_required,
 from appliance.web.forms import FLAG_CATEGORIES, FlagForm, ImageForm, ManualEntryForm
 from appliance.web.inputs import InputRefused, payload_from_image
 from appliance.web.present import freshness_view, history_row, scan_view
+from sync.identity import DocumentClass, identity_from_document
 
 bp = Blueprint("counter", __name__)
 
@@ -118,11 +119,9 @@ def _prefill(form: FlagForm) -> int | None:
     form.date_of_birth.data = doc.date_of_birth
     form.document_number.data = doc.document_number
     form.issuing_country.data = doc.issuing_country
-    code = (doc.document_code or "")[:1]
-    if doc.format == "aamva":
-        code = "I" if doc.document_code == "ID" else "D"
-    if code in {"P", "I", "D", "V"}:
-        form.document_class.data = code
+    document_class = identity_from_document(doc).document_class
+    if document_class is not DocumentClass.BOARDING_PASS:
+        form.document_class.data = document_class.value
     for leg in doc.legs or []:
         if leg.carrier and leg.flight_number:
             form.flight.data = f"{leg.carrier} {leg.flight_number.lstrip('0') or '0'}"
