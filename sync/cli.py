@@ -59,7 +59,8 @@ def sync() -> None:
               help=f"Pinned registry root public key, 32 raw bytes (default: DATA_DIR/{ROOT_KEY_FILE}).")
 @click.option("--first-poll-max-delay", type=float, default=60.0, show_default=True,
               help="The first poll comes a random 0..N seconds after start.")
-@click.option("--once", is_flag=True, help="Poll once and exit (status 1 if the poll failed).")
+@click.option("--once", is_flag=True,
+              help="Poll once without waiting for changes, send the outbox, and exit (status 1 if it failed).")
 @click.option("-v", "--verbose", is_flag=True, help="Log every applied update.")
 def run(data_dir: Path, registry_url: str, root_key: Path | None, first_poll_max_delay: float,
         once: bool, verbose: bool) -> None:
@@ -88,7 +89,7 @@ def run(data_dir: Path, registry_url: str, root_key: Path | None, first_poll_max
         store = SnapshotStore(snapshot_path(data_dir))
         agent = SyncAgent(store, AgentState(data_dir), RequestsFetcher(registry_url, device),
                           root, outbox=Outbox(data_dir),
-                          config=AgentConfig(first_poll_max_delay=first_poll_max_delay), stop=stop)
+                          config=_agent_config(AgentConfig, first_poll_max_delay, once), stop=stop)
     except (SyncError, SnapshotError) as exc:
         _fail(exc.message)
     if once:
@@ -124,3 +125,10 @@ def status(data_dir: Path) -> None:
             fresh = "fresh" if held.is_fresh(now) else "STALE"
             click.echo(f"list {list_id}: version {held.version}, current as of "
                        f"{_when(held.heartbeat_issued_at)} ({fresh} until {_when(held.heartbeat_valid_until)})")
+
+
+def _agent_config(config_class, first_poll_max_delay: float, once: bool):
+    """A one-shot run must not sit in a long-poll: it asks, applies, sends and exits."""
+    if once:
+        return config_class(first_poll_max_delay=first_poll_max_delay, long_poll_wait=0)
+    return config_class(first_poll_max_delay=first_poll_max_delay)
