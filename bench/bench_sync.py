@@ -64,7 +64,7 @@ from bench_wire import realistic_entries  # noqa: E402
 
 from appliance.records import Action, ListInfo  # noqa: E402
 from appliance.snapshot import SnapshotStore, snapshot_path  # noqa: E402
-from registry.server import FRAME_CERT, frame_key_statement, frame_update  # noqa: E402
+from sync.framing import FRAME_CERT, frame_key_statement, frame_update  # noqa: E402
 from registry.signing import Signer, generate_key_file, issue_cert, load_key_file  # noqa: E402
 from sync import agent as agent_module  # noqa: E402
 from sync.agent import AgentConfig, SyncAgent  # noqa: E402

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import struct
 import threading
 import time
 from dataclasses import dataclass, field
@@ -48,12 +47,12 @@ from sync.device_auth import (
     verify_request,
 )
 from sync.envelope import parse_envelope
+from sync.framing import FRAME_CERT, FRAME_REVOCATION, frame_key_statement, frame_update
 from sync.errors import SyncError
 from sync.keys import parse_cert, parse_revocation
 
 log = logging.getLogger(__name__)
 
-FRAME_UPDATE, FRAME_CERT, FRAME_REVOCATION = 1, 2, 3
 MIN_WAIT_HEADER = "X-Gatecheck-Min-Wait"
 
 DEFAULTS = {
@@ -197,15 +196,6 @@ def services() -> Services:
 
 
 # -- framing (docs/registry-api.md, "Framing of binary bodies") ---------------
-
-def frame_update(envelope: bytes, payload: bytes) -> bytes:
-    return (struct.pack(">BI", FRAME_UPDATE, len(envelope)) + envelope
-            + struct.pack(">Q", len(payload)) + payload)
-
-
-def frame_key_statement(kind: int, data: bytes) -> bytes:
-    return struct.pack(">BI", kind, len(data)) + data
-
 
 def _keys_body(signing_cert: bytes, keys_dir: Path | None) -> bytes:
     """Frames of the current certificate, then every further cert and revocation, validated now."""

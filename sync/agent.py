@@ -28,7 +28,6 @@ from __future__ import annotations
 import json
 import logging
 import random
-import struct
 import threading
 import time
 from dataclasses import dataclass, field
@@ -44,15 +43,13 @@ from sync.digest import StateDigest
 from sync.envelope import Kind
 from sync.errors import BehindRegistry, DigestMismatch, MalformedEnvelope, MixAndMatch, SyncError
 from sync.fetcher import FetchError, Fetcher, Response
+from sync.framing import FRAME_CERT, FRAME_REVOCATION, FRAME_UPDATE, parse_frames
 from sync.keys import KeyRing
 from sync.trust import TrustConfig, TrustedListState, TrustedSet
 from sync.wire import decode_payload
 
 log = logging.getLogger("gatecheck.sync")
 
-FRAME_UPDATE, FRAME_CERT, FRAME_REVOCATION = 1, 2, 3
-_U32 = struct.Struct(">I")
-_U64 = struct.Struct(">Q")
 MIN_WAIT_HEADER = "X-Gatecheck-Min-Wait"
 
 
@@ -116,43 +113,6 @@ def backoff_delay(failures: int, *, base: float, cap: float, rand: float) -> flo
     if failures < 1:
         return 0.0
     return min(2 ** min(failures - 1, 62) * base * (1 + rand), cap)
-
-
-def parse_frames(body: bytes, *, max_envelope_bytes: int) -> list[tuple[int, bytes, bytes]]:
-    """Split a binary body into (kind, envelope-or-statement, payload) frames.
-
-    Framing (docs/sync-agent.md): kind u8, u32 length + bytes, and for kind 1
-    a u64 length + payload. Anything truncated, padded or of unknown kind
-    refuses the whole body: a truncated download applies nothing.
-    """
-    frames: list[tuple[int, bytes, bytes]] = []
-    view = memoryview(body)
-    pos = 0
-    while pos < len(view):
-        kind = view[pos]
-        pos += 1
-        if kind not in (FRAME_UPDATE, FRAME_CERT, FRAME_REVOCATION):
-            raise MalformedEnvelope(f"frame of unknown kind {kind} at byte {pos - 1}")
-        if pos + _U32.size > len(view):
-            raise MalformedEnvelope("response is truncated inside a frame header")
-        (size,) = _U32.unpack_from(view, pos)
-        pos += _U32.size
-        if size > max_envelope_bytes or pos + size > len(view):
-            raise MalformedEnvelope(f"frame declares {size} bytes; the response is truncated or forged")
-        first = bytes(view[pos:pos + size])
-        pos += size
-        payload = b""
-        if kind == FRAME_UPDATE:
-            if pos + _U64.size > len(view):
-                raise MalformedEnvelope("response is truncated inside a payload length")
-            (psize,) = _U64.unpack_from(view, pos)
-            pos += _U64.size
-            if pos + psize > len(view):
-                raise MalformedEnvelope(f"payload declares {psize} bytes, only {len(view) - pos} arrived: truncated")
-            payload = bytes(view[pos:pos + psize])
-            pos += psize
-        frames.append((kind, first, payload))
-    return frames
 
 
 def _utc(seconds: float) -> datetime:

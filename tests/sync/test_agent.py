@@ -22,7 +22,8 @@ from appliance.snapshot import SnapshotStore, snapshot_path
 from registry.publish import DocumentRef, EntryFields, PublishConfig
 from registry.server import create_app
 from registry.signing import generate_key_file, issue_cert, load_key_file
-from sync.agent import AgentConfig, SyncAgent, backoff_delay, parse_frames
+from sync.agent import AgentConfig, SyncAgent, backoff_delay
+from sync.framing import parse_frames
 from sync.agent_state import AgentState
 from sync.errors import MalformedEnvelope
 from sync.fetcher import DeviceCredentials, FetchError, RequestsFetcher, Response, WsgiFetcher
