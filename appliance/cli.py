@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from appliance.cli_common import data_dir_option, fail
+from appliance.cli_common import data_dir_option, fail, iso_date
 from appliance.verdict import CHANNELS
 from appliance.documents import DocumentError, parse_payload
 from appliance.documents.errors import InputTooLarge
@@ -30,17 +30,9 @@ def _fail_json(code: str, message: str) -> None:
     sys.exit(1)
 
 
-def _parse_date(ctx, param, value: str | None) -> date | None:
-    if value is None:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not a date in YYYY-MM-DD form") from None
-
 
 _today_option = click.option(
-    "--today", callback=_parse_date, metavar="YYYY-MM-DD",
+    "--today", callback=iso_date, metavar="YYYY-MM-DD",
     help="Reference date for two-digit years and boarding-pass flight dates (default: today).",
 )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from datetime import date
 from pathlib import Path
 
 import click
@@ -17,3 +18,13 @@ def fail(message: str) -> None:
     """One line on stderr and exit 1: the only way a command reports an operational error."""
     click.echo(f"gatecheck: {message}", err=True)
     sys.exit(1)
+
+
+def iso_date(ctx, param, value: str | None) -> date | None:
+    """click callback: a YYYY-MM-DD option as a date, or a one-line usage error."""
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a date in YYYY-MM-DD form") from None

@@ -331,35 +331,14 @@ class SnapshotStore:
         """
         validate_batch(batch)
         with self._write() as db:
-            row = self._conn.execute(
-                "SELECT version FROM lists WHERE list_id = ?", (batch.list_id,)
-            ).fetchone()
-            if row is None:
-                raise UnknownList(f"no list {batch.list_id!r} in the snapshot")
-            if row[0] != batch.from_version:
-                raise VersionMismatch(
-                    f"list {batch.list_id!r} is at version {row[0]}; the batch starts at"
-                    f" {batch.from_version}"
-                )
+            self._require_version(batch, "the batch starts at")
             cache: dict = {}
             adds = {entry.token: self._record_for(entry, cache) for entry in batch.add}
             delta = self._rewrite_buckets(batch.list_id, set(batch.remove), adds)
             for token in batch.remove_clearances:
                 self._conn.execute("DELETE FROM clearances WHERE token = ? AND list_id = ?",
                                    (token, batch.list_id))
-            if batch.add_clearances:
-                db["clearances"].upsert_all(
-                    ({"token": c.token, "list_id": c.list_id, "redress_number": c.redress_number,
-                      "valid_until": c.valid_until.isoformat()} for c in batch.add_clearances),
-                    pk=("token", "list_id"),
-                )
-            self._conn.execute(
-                "UPDATE lists SET version = ?, state_digest = ?, signed_at = COALESCE(?, signed_at),"
-                " valid_until = COALESCE(?, valid_until), heartbeat_at = COALESCE(?, heartbeat_at),"
-                " tokens = tokens + ? WHERE list_id = ?",
-                (batch.to_version, bytes(batch.state_digest), _iso(batch.signed_at),
-                 _iso(batch.valid_until), _iso(batch.signed_at), delta, batch.list_id),
-            )
+            self._finish_batch(db, batch, delta)
 
     def replace_list(self, batch: Batch) -> None:
         """Install a full snapshot of one list: all of it or none of it.
@@ -371,34 +350,41 @@ class SnapshotStore:
         """
         validate_batch(batch, replacement=True)
         with self._write() as db:
-            row = self._conn.execute(
-                "SELECT version FROM lists WHERE list_id = ?", (batch.list_id,)
-            ).fetchone()
-            if row is None:
-                raise UnknownList(f"no list {batch.list_id!r} in the snapshot")
-            if row[0] != batch.from_version:
-                raise VersionMismatch(
-                    f"list {batch.list_id!r} is at version {row[0]}; the snapshot replaces"
-                    f" version {batch.from_version}"
-                )
+            self._require_version(batch, "the snapshot replaces version")
             cache: dict = {}
             adds = {entry.token: self._record_for(entry, cache) for entry in batch.add}
             stale = self._held_tokens(batch.list_id) - adds.keys()
             delta = self._rewrite_buckets(batch.list_id, stale, adds)
             self._conn.execute("DELETE FROM clearances WHERE list_id = ?", (batch.list_id,))
-            if batch.add_clearances:
-                db["clearances"].upsert_all(
-                    ({"token": c.token, "list_id": c.list_id, "redress_number": c.redress_number,
-                      "valid_until": c.valid_until.isoformat()} for c in batch.add_clearances),
-                    pk=("token", "list_id"),
-                )
-            self._conn.execute(
-                "UPDATE lists SET version = ?, state_digest = ?, signed_at = COALESCE(?, signed_at),"
-                " valid_until = COALESCE(?, valid_until), heartbeat_at = COALESCE(?, heartbeat_at),"
-                " tokens = tokens + ? WHERE list_id = ?",
-                (batch.to_version, bytes(batch.state_digest), _iso(batch.signed_at),
-                 _iso(batch.valid_until), _iso(batch.signed_at), delta, batch.list_id),
+            self._finish_batch(db, batch, delta)
+
+    def _require_version(self, batch: Batch, what: str) -> None:
+        """The list exists and is at the batch's from-version, inside the write transaction."""
+        row = self._conn.execute(
+            "SELECT version FROM lists WHERE list_id = ?", (batch.list_id,)
+        ).fetchone()
+        if row is None:
+            raise UnknownList(f"no list {batch.list_id!r} in the snapshot")
+        if row[0] != batch.from_version:
+            raise VersionMismatch(
+                f"list {batch.list_id!r} is at version {row[0]}; {what} {batch.from_version}"
             )
+
+    def _finish_batch(self, db, batch: Batch, delta: int) -> None:
+        """Clearance additions and the list's new version, digest and freshness."""
+        if batch.add_clearances:
+            db["clearances"].upsert_all(
+                ({"token": c.token, "list_id": c.list_id, "redress_number": c.redress_number,
+                  "valid_until": c.valid_until.isoformat()} for c in batch.add_clearances),
+                pk=("token", "list_id"),
+            )
+        self._conn.execute(
+            "UPDATE lists SET version = ?, state_digest = ?, signed_at = COALESCE(?, signed_at),"
+            " valid_until = COALESCE(?, valid_until), heartbeat_at = COALESCE(?, heartbeat_at),"
+            " tokens = tokens + ? WHERE list_id = ?",
+            (batch.to_version, bytes(batch.state_digest), _iso(batch.signed_at),
+             _iso(batch.valid_until), _iso(batch.signed_at), delta, batch.list_id),
+        )
 
     def _held_tokens(self, list_id: str) -> set[bytes]:
         """Every token the list holds, read inside the caller's transaction."""

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import click
 
-from appliance.cli_common import fail
+from appliance.cli_common import fail, iso_date
 from appliance.records import Action
 from registry.db import RegistryError, make_engine
 from registry.devices import DeviceRegistry
@@ -58,14 +58,6 @@ def _open(data_dir: Path) -> tuple[Registry, DeviceRegistry]:
     signer = Signer.from_files(paths.signing_key, paths.signing_cert)
     return Registry(engine, signer), DeviceRegistry(engine)
 
-
-def _date(ctx, param, value: str | None) -> date | None:
-    if value is None:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not a date in YYYY-MM-DD form") from None
 
 
 class _RegistryGroup(click.Group):
@@ -192,14 +184,14 @@ def entry_group() -> None:
 @click.option("--original-script", default=None, help="The name as written in its own script.")
 @click.option("--variant", "variants", multiple=True, callback=_variants, metavar="SURNAMES,GIVEN",
               help="A further Latin spelling (repeatable).")
-@click.option("--dob", callback=_date, metavar="YYYY-MM-DD", help="Date of birth (needed for person tokens).")
+@click.option("--dob", callback=iso_date, metavar="YYYY-MM-DD", help="Date of birth (needed for person tokens).")
 @click.option("--document", "documents", multiple=True, callback=_documents, metavar="CLASS:ISSUER:NUMBER",
               help="A document, e.g. P:DEU:C01X00T47 or D:USA-CA:D1234567 (repeatable).")
 @click.option("--category", required=True)
 @click.option("--action", type=click.Choice(["REFER", "DENY"]), default=None, help="Default: the list's.")
 @click.option("--reference", required=True, help="The authority's case number.")
-@click.option("--valid-from", callback=_date, metavar="YYYY-MM-DD")
-@click.option("--valid-until", callback=_date, metavar="YYYY-MM-DD")
+@click.option("--valid-from", callback=iso_date, metavar="YYYY-MM-DD")
+@click.option("--valid-until", callback=iso_date, metavar="YYYY-MM-DD")
 @click.option("--redress", default=None)
 @by_option
 def entry_add(data_dir, list_id, surnames, given_names, original_script, variants, dob, documents, category,
