@@ -89,22 +89,31 @@ class KillWindow:
     """Random kill moments that home in on one phase of the agent's run (a staircase).
 
     Each kill comes at a uniform moment around a centre; a kill that came
-    before the phase moves the centre later, one after it moves it earlier.
+    before the phase moves the centre later, one after it moves it earlier,
+    and each change of direction narrows the spread (down to ``narrowest``).
     So kills keep landing in the phase, and on both of its edges, even when
-    the machine is busy and the agent runs slower or faster than calibrated.
+    the phase is short next to the jitter of starting a process, and when the
+    machine is busy and the agent runs slower or faster than calibrated.
     """
 
-    def __init__(self, rng: random.Random, centre: float, spread: float) -> None:
-        self.rng, self.centre, self.spread = rng, centre, spread
+    def __init__(self, rng: random.Random, centre: float, spread: float, narrowest: float = 0.02) -> None:
+        self.rng, self.centre, self.spread, self.narrowest = rng, centre, spread, narrowest
+        self._last_move = 0
 
     def next(self) -> float:
         return max(0.02, self.rng.uniform(self.centre - self.spread, self.centre + self.spread))
 
     def too_early(self) -> None:
-        self.centre += self.spread / 3
+        self._move(+1)
 
     def too_late(self) -> None:
-        self.centre = max(0.05, self.centre - self.spread / 3)
+        self._move(-1)
+
+    def _move(self, direction: int) -> None:
+        if direction == -self._last_move:
+            self.spread = max(self.narrowest, self.spread * 0.7)
+        self._last_move = direction
+        self.centre = max(0.05, self.centre + direction * self.spread / 3)
 
 
 def test_agent_killed_mid_apply_100_times_always_leaves_a_verified_version(live_registry, live_device, tmp_path):
