@@ -38,6 +38,36 @@ from sync.keys import raw_public_key
 REPO = Path(__file__).resolve().parents[2]
 GATECHECK = [sys.executable, "-m", "appliance.cli"]
 LIST = "nfl"
+#: Debian's libfaketime (package faketime), which .ci/run installs; None where absent.
+LIBFAKETIME = next(iter(sorted(Path("/usr/lib").glob("*/faketime/libfaketime.so.1"))), None)
+
+
+class FakeClock:
+    """A wall clock shared by real processes through libfaketime, moved by rewriting one file.
+
+    Each process started with ``env`` reads its offset from the file on
+    every clock read (FAKETIME_NO_CACHE), so a running server sees the days
+    pass too. Monotonic clocks stay real: timeouts and sleeps are unaffected.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        if LIBFAKETIME is None:
+            pytest.skip("libfaketime is not installed (Debian package faketime; .ci/run installs it)")
+        self.file = directory / "faketime"
+        self.offset = 0.0
+        self.set(0)
+        self.env = {"LD_PRELOAD": str(LIBFAKETIME), "FAKETIME_TIMESTAMP_FILE": str(self.file),
+                    "FAKETIME_NO_CACHE": "1", "DONT_FAKE_MONOTONIC": "1"}
+
+    def set(self, offset_seconds: float) -> None:
+        """Every process on this clock now reads real time + ``offset_seconds``."""
+        self.offset = offset_seconds
+        tmp = self.file.with_suffix(".tmp")
+        tmp.write_text(f"{offset_seconds:+.0f}\n")
+        tmp.replace(self.file)
+
+    def now(self) -> float:
+        return time.time() + self.offset
 
 
 def _free_port() -> int:
@@ -55,8 +85,9 @@ def _admin(*args) -> str:
 class RegistryServer:
     """A registry data directory and its `registry serve` process (stop and start again at will)."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, env: dict[str, str] | None = None) -> None:
         self.data_dir = data_dir
+        self.env = {**os.environ, **(env or {})}
         _admin("init", "--data-dir", data_dir)
         _admin("list", "create", "--data-dir", data_dir, LIST, "--name", "No-fly list", "--authority", "CAA",
                "--legal-basis", "Aviation Act s.12", "--scope", "air_travel", "--default-action", "DENY")
@@ -74,7 +105,7 @@ class RegistryServer:
         for _ in range(20):  # the port may linger a moment after a stop
             self.proc = subprocess.Popen(
                 [*GATECHECK, "registry", "serve", "--data-dir", str(self.data_dir), "--port", str(self.port)],
-                cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                cwd=REPO, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
             deadline = time.monotonic() + 15
             while self.proc.poll() is None and time.monotonic() < deadline:
                 try:
@@ -105,9 +136,12 @@ class RegistryServer:
 class Device:
     """A counter's data directory, enrolled with the registry, and its agent as a subprocess."""
 
-    def __init__(self, data_dir: Path, registry: RegistryServer) -> None:
+    def __init__(self, data_dir: Path, registry: RegistryServer, env: dict[str, str] | None = None) -> None:
         self.data_dir = data_dir
         self.registry = registry
+        #: Where the agent goes; a test may put a proxy in between (tests/support/hostile_proxy.py).
+        self.registry_url = registry.url
+        self.env = {**os.environ, **(env or {}), "GATECHECK_HOME": str(data_dir)}
         data_dir.mkdir(mode=0o700)
         key = Ed25519PrivateKey.generate()
         key_file = data_dir / "device.key"
@@ -128,20 +162,20 @@ class Device:
 
     def agent_command(self, data_dir: Path | None = None) -> list[str]:
         return [*GATECHECK, "sync", "run", "--data-dir", str(data_dir or self.data_dir),
-                "--registry", self.registry.url, "--once", "--first-poll-max-delay", "0"]
+                "--registry", self.registry_url, "--once", "--first-poll-max-delay", "0"]
 
     def start_agent(self, data_dir: Path | None = None) -> subprocess.Popen:
         """The agent as a process; ``data_dir`` runs it on a copy of this device's files."""
-        return subprocess.Popen(self.agent_command(data_dir), cwd=REPO, stdout=subprocess.DEVNULL,
+        return subprocess.Popen(self.agent_command(data_dir), cwd=REPO, env=self.env, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)
 
     def run_agent(self, timeout: float = 60) -> subprocess.CompletedProcess:
-        return subprocess.run(self.agent_command(), cwd=REPO, capture_output=True, text=True, timeout=timeout)
+        return subprocess.run(self.agent_command(), cwd=REPO, env=self.env, capture_output=True, text=True,
+                              timeout=timeout)
 
     def gatecheck(self, *args, input: bytes | None = None) -> subprocess.CompletedProcess:
         return subprocess.run([*GATECHECK, *args, "--data-dir", str(self.data_dir)], cwd=REPO, input=input,
-                              capture_output=True, timeout=60,
-                              env={**os.environ, "GATECHECK_HOME": str(self.data_dir)})
+                              capture_output=True, timeout=60, env=self.env)
 
     @contextlib.contextmanager
     def store(self):
@@ -163,3 +197,23 @@ def live_registry(tmp_path):
 @pytest.fixture
 def live_device(tmp_path, live_registry) -> Device:
     return Device(tmp_path / "device", live_registry)
+
+
+@pytest.fixture
+def fake_clock(tmp_path) -> FakeClock:
+    return FakeClock(tmp_path)
+
+
+@pytest.fixture
+def clocked_registry(tmp_path, fake_clock):
+    """``live_registry`` whose server process runs on ``fake_clock``."""
+    server = RegistryServer(tmp_path / "registry", env=fake_clock.env)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def clocked_device(tmp_path, clocked_registry, fake_clock) -> Device:
+    """``live_device`` whose agent and CLI processes run on ``fake_clock``."""
+    return Device(tmp_path / "device", clocked_registry, env=fake_clock.env)

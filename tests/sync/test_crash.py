@@ -253,16 +253,19 @@ def passport(number: str, surname: str, given: str, dob: date) -> bytes:
     return "\n".join(lines).encode()
 
 
-def test_registry_down_for_three_days_device_keeps_answering_and_recovers(live_registry, live_device, tmp_path):
+def test_registry_down_for_three_days_device_keeps_answering_and_recovers(clocked_registry, clocked_device,
+                                                                         fake_clock, tmp_path):
     """The registry process stops for three days; the counter keeps deciding and recovers by itself.
 
-    The agent CLI has no fake clock, so the three days are simulated: the
-    heartbeat the store and sync.db hold is moved three days back. Under the
-    default fail-closed policy a CLEAR becomes REFER with the stale reason, and
-    a listed traveller stays DENY. Meanwhile the registry publishes a listing
-    (publishing needs the database, not the server). When the server
-    is back, one agent run brings the device current and fresh again.
+    Every process (the registry server, the agent, the counter's CLI) runs on
+    one libfaketime clock, which the test moves three days on while the
+    server is down. Under the default fail-closed policy a CLEAR becomes
+    REFER with the stale reason, and a listed traveller stays DENY.
+    Meanwhile the registry publishes a listing (publishing needs the
+    database, not the server). When the server is back, one agent run brings
+    the device current and fresh again.
     """
+    live_registry, live_device = clocked_registry, clocked_device
     listed_now = passport("C01X00T47", "ERIKSSON", "ANNA", date(1970, 5, 17))
     listed_later = passport("C01X00T48", "LINDQVIST", "PER", date(1981, 2, 3))
     traveller = passport("C01X00T49", "OKAFOR", "NGOZI", date(1990, 9, 9))
@@ -290,20 +293,10 @@ def test_registry_down_for_three_days_device_keeps_answering_and_recovers(live_r
     live_registry.stop()
     down = live_device.run_agent()
     assert down.returncode == 1 and "error:" in down.stderr
+    assert check(traveller)["snapshot"]["stale"] is False  # down, but the last heartbeat still holds
 
-    three_days = timedelta(days=3)
-    with live_device.store() as store:
-        info = store.get_list(LIST)
-        store.record_heartbeat(LIST, signed_at=info.signed_at - three_days,
-                               valid_until=info.valid_until - three_days,
-                               heartbeat_at=info.heartbeat_at - three_days)
-    with AgentState(live_device.data_dir) as state:
-        record = state.get(LIST)
-        held = record.state
-        state.save(dataclasses.replace(record, state=dataclasses.replace(
-            held, heartbeat_issued_at=held.heartbeat_issued_at - 3 * 86_400,
-            heartbeat_valid_until=held.heartbeat_valid_until - 3 * 86_400)))
-    assert live_device.run_agent().returncode == 1  # still down
+    fake_clock.set(timedelta(days=3).total_seconds())
+    assert live_device.run_agent().returncode == 1  # still down, three days later
 
     stale = check(traveller)
     assert stale["verdict"] == "REFER" and stale["snapshot"]["stale"] is True
@@ -315,7 +308,8 @@ def test_registry_down_for_three_days_device_keeps_answering_and_recovers(live_r
 
     live_registry.api.add_entry(LIST, EntryFields(
         surnames="Lindqvist", given_names="Per", reference="NFL-2", category="aviation-security",
-        date_of_birth=date(1981, 2, 3), documents=(DocumentRef("P", "DEU", "C01X00T48"),)), by="officer-1")
+        date_of_birth=date(1981, 2, 3), documents=(DocumentRef("P", "DEU", "C01X00T48"),)),
+        by="officer-1", now=fake_clock.now())
     live_registry.start()
     back = live_device.run_agent()
     assert back.returncode == 0, back.stderr
