@@ -21,6 +21,11 @@ after start, the registry's ``X-Gatecheck-Min-Wait`` is honoured, and after
 N consecutive failures the wait is min(2^(N-1) x base x (1 + rand), cap),
 Safe Browsing's rule scaled down to a counter. A stop (SIGTERM) is seen
 between transactions, never inside one.
+
+Housekeeping after a run: a health report to the registry every
+``health_interval`` seconds (so IT sees a device that syncs but is, say,
+running out of disk), and a compaction of the store in the quiet hour once
+deltas have loosened its pages (docs/snapshot.md, "Compaction").
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import shutil
 import threading
 import time
 from dataclasses import dataclass, field
@@ -41,12 +47,13 @@ from appliance.snapshot_errors import SnapshotError
 from sync.agent_state import KIND_CERT, KIND_REVOCATION, AgentState, ListRecord
 from sync.digest import StateDigest
 from sync.envelope import Kind
-from sync.errors import BehindRegistry, DigestMismatch, MalformedEnvelope, MixAndMatch, SyncError
-from sync.fetcher import FetchError, Fetcher, Response
-from sync.framing import FRAME_CERT, FRAME_REVOCATION, FRAME_UPDATE, parse_frames
+from sync.agent_snapshot import Download, check_disk, discard, download_payload, install_snapshot, read_answer
+from sync.errors import BehindRegistry, DigestMismatch, MixAndMatch, PayloadHashMismatch, SyncError
+from sync.fetcher import FetchError, Fetcher, Response, open_stream
+from sync.framing import FRAME_CERT, FRAME_REVOCATION, parse_frames
 from sync.keys import KeyRing
 from sync.trust import TrustConfig, TrustedListState, TrustedSet
-from sync.wire import decode_payload
+from sync.wire import decode_delta
 
 log = logging.getLogger("gatecheck.sync")
 
@@ -82,7 +89,19 @@ class AgentConfig:
     max_keys_bytes: int = 64 * 1024
     max_answer_bytes: int = 64 * 1024
     max_entries: int = 60_000_000
+    #: A snapshot download may take payload_size / this many seconds on top of the
+    #: fetcher's deadline (a gigabyte: ~68 min at 256 KiB/s).
+    min_download_bytes_per_second: int = 256 * 1024
+    #: Free disk to leave after a snapshot's download and new store file.
+    disk_reserve_bytes: int = 64 * 1024 * 1024
     outbox_batch: int = 100
+    #: Seconds between health reports (POST /v1/health); 0 turns them off.
+    health_interval: float = 300.0
+    #: Local hour (0-23) in which the store may be compacted; None never compacts.
+    compact_hour: int | None = 3
+    #: Compact when the store holds at least this many tokens at more than compact_above bytes each.
+    compact_min_tokens: int = 100_000
+    compact_above: float = 24.0
     trust: TrustConfig = field(default_factory=TrustConfig)
 
     def __post_init__(self) -> None:
@@ -94,6 +113,10 @@ class AgentConfig:
             raise ValueError("AgentConfig.long_poll_wait must be 0..30 seconds (the registry's maximum)")
         if self.max_rounds < 2:
             raise ValueError("AgentConfig.max_rounds must be at least 2 (a delta, then a snapshot)")
+        if self.health_interval < 0:
+            raise ValueError("AgentConfig.health_interval must be a non-negative number of seconds")
+        if self.compact_hour is not None and not 0 <= self.compact_hour <= 23:
+            raise ValueError("AgentConfig.compact_hour must be an hour 0..23, or None")
 
 
 @dataclass
@@ -106,6 +129,8 @@ class RunReport:
     errors: list[str] = field(default_factory=list)
     snapshots: list[str] = field(default_factory=list)
     acknowledged: list[str] = field(default_factory=list)
+    health_sent: bool = False
+    compacted: dict | None = None
 
 
 def backoff_delay(failures: int, *, base: float, cap: float, rand: float) -> float:
@@ -154,6 +179,8 @@ class SyncAgent:
             except SyncError as exc:  # e.g. a cert whose key was revoked later: stays refused
                 log.debug("held key statement not re-admitted: %s", exc.message)
         self.trusted = TrustedSet(self.keyring, self.config.trust)
+        self._health_due = 0.0  # the first run reports at once: a restart is news to IT
+        self._compacted_at = 0.0
 
     # -- the loop ------------------------------------------------------------
 
@@ -202,6 +229,8 @@ class SyncAgent:
             report.next_delay = max(min_wait, backoff_delay(
                 failures, base=self.config.backoff_base, cap=self.config.backoff_cap, rand=self.rng.random()))
             self.state.record_failure(now, report.errors[-1], failures, now + report.next_delay)
+        if not self.stop.is_set():
+            self._housekeeping(report, now)
         return report
 
     def list_ids(self) -> list[str]:
@@ -241,33 +270,39 @@ class SyncAgent:
             since = 0 if want_snapshot else record.state.version
             wait = 0 if (progressed or want_snapshot) else self.config.long_poll_wait
             path = f"/v1/lists/{list_id}/updates?since={since}" + (f"&wait={wait}" if wait else "")
-            response = self.fetcher.fetch("GET", path, max_bytes=self.config.max_updates_bytes)
-            if response.status == 409:
-                log.warning("list %s: registry is behind the device's version %d; fetching a snapshot",
-                            list_id, since)
-                want_snapshot = True
-                continue
-            if response.status != 200:
-                raise RegistryRefused(f"GET {path}: HTTP {response.status}: {_error_of(response)}")
-            min_wait = _min_wait(response)
-            frames = parse_frames(response.body, max_envelope_bytes=self.config.trust.max_envelope_bytes)
-            if not frames:
-                raise RegistryRefused(f"GET {path}: empty answer (no update and no heartbeat)")
-            current = False
-            want_snapshot = False
-            for kind, envelope, payload in frames:
-                if kind != FRAME_UPDATE:
-                    raise MalformedEnvelope(f"an updates answer carries a key frame (kind {kind})")
-                try:
-                    record, current = self._apply(record, envelope, payload, report)
-                except BehindRegistry:
-                    break  # the answer ended short of the head: ask again at once
-                except DigestMismatch as exc:
-                    log.error("DIGEST MISMATCH on list %s at version %d: %s -- nothing applied, "
-                              "fetching a full snapshot", list_id, record.state.version, exc.message)
+            ceiling = self.config.max_updates_bytes + self.config.trust.max_snapshot_bytes
+            with open_stream(self.fetcher, "GET", path, max_bytes=self.config.max_updates_bytes,
+                             ceiling=ceiling) as response:
+                if response.status == 409:
+                    log.warning("list %s: registry is behind the device's version %d; fetching a snapshot",
+                                list_id, since)
                     want_snapshot = True
-                    break
-                progressed = True
+                    continue
+                if response.status != 200:
+                    whole = Response(response.status, response.headers, response.rest())
+                    raise RegistryRefused(f"GET {path}: HTTP {response.status}: {_error_of(whole)}")
+                min_wait = _min_wait(response)
+                frames = read_answer(response, self.config.trust.max_envelope_bytes,
+                                     lambda envelope, size, reader: self._download(record, envelope, size,
+                                                                                   reader, response))
+            try:
+                if not frames:
+                    raise RegistryRefused(f"GET {path}: empty answer (no update and no heartbeat)")
+                current = False
+                want_snapshot = False
+                for envelope, payload in frames:
+                    try:
+                        record, current = self._apply(record, envelope, payload, report)
+                    except BehindRegistry:
+                        break  # the answer ended short of the head: ask again at once
+                    except DigestMismatch as exc:
+                        log.error("DIGEST MISMATCH on list %s at version %d: %s -- nothing applied, "
+                                  "fetching a full snapshot", list_id, record.state.version, exc.message)
+                        want_snapshot = True
+                        break
+                    progressed = True
+            finally:
+                discard(frames)
             if current and not want_snapshot:
                 return min_wait
         raise NotConverging(f"not current after {self.config.max_rounds} fetches; will retry")
@@ -291,10 +326,28 @@ class SyncAgent:
         self.state.save(record)
         return record
 
-    def _apply(self, record: ListRecord, envelope: bytes, payload: bytes,
+    def _download(self, record: ListRecord, envelope: bytes, size: int, frames, response) -> Download:
+        """A snapshot frame: check its envelope and the disk, then stream exactly its signed size to a file."""
+        env = self.trusted.check_envelope(record.state, envelope, now=self.clock())
+        if size != env.payload_size:
+            raise PayloadHashMismatch(f"snapshot payload is {size} bytes but the envelope signed "
+                                      f"{env.payload_size}: truncated or padded download")
+        check_disk(self.store, env.list_id, size, self.config.disk_reserve_bytes)
+        response.allow(size, size / self.config.min_download_bytes_per_second)
+        log.info("list %s: downloading a %.1f MiB snapshot (version %d)", env.list_id, size / 2**20,
+                 env.to_version)
+        return download_payload(frames, self.store.path.parent, env.list_id, size)
+
+    def _apply(self, record: ListRecord, envelope: bytes, payload: bytes | Download,
                report: RunReport) -> tuple[ListRecord, bool]:
         """Verify, confirm and apply one update; returns the new record and whether it is a heartbeat."""
         list_id = record.state.list_id
+        if isinstance(payload, Download):
+            new, tokens = install_snapshot(self.store, self.state, self.trusted, record, envelope, payload,
+                                           max_entries=self.config.max_entries, now=self.clock())
+            report.snapshots.append(list_id)
+            log.info("list %s: installed snapshot at version %d (%d tokens)", list_id, new.state.version, tokens)
+            return new, False
         update = self.trusted.verify_update(record.state, envelope, payload or None, now=self.clock())
         env = update.envelope
         if update.kind is Kind.HEARTBEAT:
@@ -305,47 +358,96 @@ class SyncAgent:
             new = ListRecord(new_state, record.lanes)
             self.state.save(new)
             return new, True
-        decoded = decode_payload(update.payload, max_bytes=self.config.trust.max_payload_bytes(env.kind),
-                                 max_entries=self.config.max_entries)
-        if (decoded.list_id, decoded.from_version, decoded.to_version, decoded.snapshot) != \
-                (env.list_id, env.from_version, env.to_version, env.kind is Kind.SNAPSHOT):
+        decoded = decode_delta(update.payload, max_bytes=self.config.trust.max_payload_bytes(env.kind),
+                               max_entries=self.config.max_entries)
+        if (decoded.list_id, decoded.from_version, decoded.to_version) != \
+                (env.list_id, env.from_version, env.to_version):
             raise MixAndMatch(f"payload is {decoded.list_id} {decoded.from_version}->{decoded.to_version}, "
                               f"its envelope {env.list_id} {env.from_version}->{env.to_version}")
-        if decoded.snapshot:
-            digest = StateDigest.of([*decoded.adds, *decoded.add_clearances])
-            removes = ()  # replace_list drops whatever the snapshot does not hold
-        else:
-            # A removal, and an addition of a held token (which replaces it),
-            # take the held entry out of the digest: look up its metadata first.
-            touched = {*decoded.removes, *(e.token for e in decoded.adds)}
-            held = [e for e in self.store.lookup(touched) if e.list_id == list_id]
-            cleared = {*decoded.remove_clearances, *(c.token for c in decoded.add_clearances)}
-            held_clearances = [c for c in self.store.clearances(cleared) if c.list_id == list_id]
-            digest = StateDigest.from_bytes(record.lanes).apply(
-                adds=[*decoded.adds, *decoded.add_clearances], removes=[*held, *held_clearances])
-            removes = decoded.removes
+        # A removal, and an addition of a held token (which replaces it),
+        # take the held entry out of the digest: look up its metadata first.
+        touched = {*decoded.removes, *(e.token for e in decoded.adds)}
+        held = [e for e in self.store.lookup(touched) if e.list_id == list_id]
+        cleared = {*decoded.remove_clearances, *(c.token for c in decoded.add_clearances)}
+        held_clearances = [c for c in self.store.clearances(cleared) if c.list_id == list_id]
+        digest = StateDigest.from_bytes(record.lanes).apply(
+            adds=[*decoded.adds, *decoded.add_clearances], removes=[*held, *held_clearances])
         new_state = self.trusted.confirm(record.state, update, digest.checksum())  # before any write
         info = self.store.get_list(list_id)
-        batch = Batch(list_id, info.version, env.to_version, decoded.adds, removes, decoded.add_clearances,
-                      decoded.remove_clearances, env.post_state_digest, _utc(env.issued_at), _utc(env.valid_until))
+        batch = Batch(list_id, info.version, env.to_version, decoded.adds, decoded.removes,
+                      decoded.add_clearances, decoded.remove_clearances, env.post_state_digest,
+                      _utc(env.issued_at), _utc(env.valid_until))
         self.state.stage(ListRecord(new_state, digest.to_bytes()))
         try:
-            if decoded.snapshot:
-                self.store.replace_list(batch)  # may jump versions, or reinstall the held one
-            else:
-                self.store.apply_batch(batch)
+            self.store.apply_batch(batch)
         except BaseException:
             self.state.discard_staged(list_id)
             raise
         new = self.state.commit_staged(list_id)
-        if decoded.snapshot:
-            report.snapshots.append(list_id)
-            log.info("list %s: installed snapshot at version %d (%d entries)",
-                     list_id, env.to_version, len(decoded.adds))
-        else:
-            log.info("list %s: %d -> %d (+%d -%d)", list_id, env.from_version, env.to_version,
-                     len(decoded.adds), len(decoded.removes))
+        log.info("list %s: %d -> %d (+%d -%d)", list_id, env.from_version, env.to_version,
+                 len(decoded.adds), len(decoded.removes))
         return new, False
+
+    # -- housekeeping --------------------------------------------------------------
+
+    def _housekeeping(self, report: RunReport, now: float) -> None:
+        """Health report when due, compaction in the quiet hour; neither fails the run."""
+        if self.config.health_interval and now >= self._health_due:
+            try:
+                self._send_health(now)
+                report.health_sent = True
+                self._health_due = now + self.config.health_interval
+            except FetchError as exc:  # the registry is down: the next run tries again
+                log.debug("health report not sent: %s", exc.message)
+            except SyncError as exc:
+                log.warning("health report refused: %s", exc.message)
+                self._health_due = now + self.config.health_interval
+        if self._compaction_due(now):
+            self._compacted_at = now
+            try:
+                report.compacted = self.store.compact()
+                log.info("store compacted: %s", report.compacted)
+            except SnapshotError as exc:
+                log.warning("store not compacted: %s", exc.message)
+
+    def health(self, now: float) -> dict:
+        """What the registry's fleet view shows for this device (docs/sync-agent.md, "Health")."""
+        status = self.state.status()
+        stats = self.store.stats()
+        lists = {}
+        for info in self.store.lists():
+            if self._lists is None or info.list_id in self._lists:
+                lists[info.list_id] = {
+                    "version": info.version, "tokens": stats["tokens_per_list"].get(info.list_id, 0),
+                    "heartbeat_at": info.heartbeat_at.isoformat() if info.heartbeat_at else None}
+        disk = shutil.disk_usage(self.store.path.parent)
+        return {
+            "clock": _utc(now).isoformat(),
+            "lists": lists,
+            "last_success_at": None if status.last_success_at is None else _utc(status.last_success_at).isoformat(),
+            "failures": status.failures,
+            "last_error": status.last_error,
+            "outbox_pending": self.outbox.depth() if self.outbox is not None else 0,
+            "store": {"tokens": stats["tokens"], "file_bytes": stats["file_bytes"],
+                      "bytes_per_token": stats["bytes_per_token"]},
+            "disk_free_bytes": disk.free,
+        }
+
+    def _send_health(self, now: float) -> None:
+        body = json.dumps(self.health(now), sort_keys=True).encode("utf-8")
+        response = self.fetcher.fetch("POST", "/v1/health", body=body, headers={"Content-Type": "application/json"},
+                                      max_bytes=self.config.max_answer_bytes)
+        if response.status not in (200, 204):
+            raise RegistryRefused(f"POST /v1/health: HTTP {response.status}: {_error_of(response)}")
+
+    def _compaction_due(self, now: float) -> bool:
+        """In the quiet hour, at most once a day, when deltas have loosened a large store's pages."""
+        hour = self.config.compact_hour
+        if hour is None or datetime.fromtimestamp(now).hour != hour or now - self._compacted_at < 20 * 3600:
+            return False
+        stats = self.store.stats()
+        return (stats["tokens"] >= self.config.compact_min_tokens
+                and (stats["bytes_per_token"] or 0) > self.config.compact_above)
 
     # -- outbox ----------------------------------------------------------------
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
 import pytest
@@ -69,6 +69,7 @@ class World:
         key = Ed25519PrivateKey.generate()
         code = devices.issue_code([LIST], ttl_seconds=3600, by="admin")
         device = devices.enroll(code, raw_public_key(key), "counter 1")
+        self.devices, self.device_id = devices, device.device_id
         self.device_dir = tmp / "device"
         self.store = SnapshotStore(snapshot_path(self.device_dir))
         # Enrolment puts the list, with its token key, into the store at version 0.
@@ -378,6 +379,44 @@ def test_sync_status_shows_last_success_versions_and_next_poll(world):
     assert result.exit_code == 0, result.output
     assert "last success:  2025-06-15T15:06:40+00:00" in result.output
     assert "list nfl: version 1" in result.output and "next poll:" in result.output
+
+
+def test_the_agent_reports_its_health_to_the_registry_once_per_interval(world):
+    world.list_traveller()
+    agent = world.agent(health_interval=300)
+    world.outbox.enqueue({"kind": "suspicious", "narrative": "queued while the registry answers"})
+    assert agent.run_once().health_sent
+    health = world.devices.health(world.device_id)
+    assert health["lists"][LIST]["version"] == 1 and health["lists"][LIST]["tokens"] > 0
+    assert health["failures"] == 0 and health["outbox_pending"] == 0  # sent before the report was made
+    assert health["disk_free_bytes"] > 0 and health["store"]["tokens"] == health["lists"][LIST]["tokens"]
+
+    world.clock.now += 60
+    assert not agent.run_once().health_sent  # not due yet
+    world.clock.now += 300
+    assert agent.run_once().health_sent
+
+
+def test_a_health_report_the_registry_cannot_take_does_not_fail_the_sync(world):
+    world.list_traveller()
+    agent = world.agent(health_interval=300)
+    agent.fetcher = RequestsFetcher("http://127.0.0.1:9", world.fetcher.device)  # registry gone
+    report = agent.run_once()
+    assert not report.ok and not report.health_sent  # the poll failed, the health report is retried later
+    agent.fetcher = world.fetcher
+    report = agent.run_once()
+    assert report.ok and report.health_sent
+
+
+def test_the_store_is_compacted_in_the_quiet_hour_only_when_deltas_loosened_it(world):
+    world.list_traveller()
+    quiet = datetime.fromtimestamp(world.clock.now).hour
+    assert world.agent(compact_hour=(quiet + 1) % 24, compact_min_tokens=0, compact_above=0).run_once().compacted is None
+    assert world.agent(compact_hour=quiet).run_once().compacted is None  # a small, tight store: nothing to do
+    agent = world.agent(compact_hour=quiet, compact_min_tokens=0, compact_above=0)
+    assert agent.run_once().compacted is not None
+    world.clock.now += 3600
+    assert agent.run_once().compacted is None  # at most once a day
 
 
 def test_every_sync_command_has_help():
