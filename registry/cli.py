@@ -18,6 +18,7 @@ import click
 
 from appliance.cli_common import fail, iso_date
 from appliance.records import Action
+from registry.audit_cli import audit_group
 from registry.db import RegistryError, make_engine
 from registry.devices import DeviceRegistry
 from registry.publish import DocumentRef, EntryFields, Name, Registry
@@ -257,3 +258,6 @@ def device_disable(data_dir, device_id) -> None:
     _, devices = _open(data_dir)
     devices.set_status(device_id, "disabled")
     _emit({"device_id": device_id, "status": "disabled"})
+
+
+registry.add_command(audit_group)
