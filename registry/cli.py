@@ -18,6 +18,7 @@ import click
 
 from appliance.cli_common import fail, iso_date
 from appliance.records import Action
+from registry.accounts_cli import user_group
 from registry.audit_cli import audit_group
 from registry.db import RegistryError, make_engine
 from registry.devices import DeviceRegistry
@@ -261,3 +262,4 @@ def device_disable(data_dir, device_id) -> None:
 
 
 registry.add_command(audit_group)
+registry.add_command(user_group)
