@@ -1,0 +1,157 @@
+"""Reports through review to a published entry: two people, bounded terms, idempotent publishing."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+
+import pytest
+from click.testing import CliRunner
+
+from registry.audit import AuditLog
+from registry.cli import registry as registry_cli
+from registry.db import make_engine
+from registry.publish import DocumentRef, Registry
+from registry.reports import Evidence, Identity, ReportError, ReportQueue, identity_from_scan
+from registry.review_policy import AVIATION_CATEGORIES, ListPolicy, PolicyError, SelfReview
+from registry.server import RegistryPaths
+from registry.signing import Signer
+from tests.support.mrz_encoder import MRZFields, encode
+
+NOW = datetime(2026, 11, 27, 9, 0, tzinfo=timezone.utc).timestamp()
+TRAVELLER = Identity("Eriksson", "Anna", date(1970, 5, 17), (DocumentRef("P", "DEU", "C01X00T47"),))
+PNG = b"\x89PNG\r\n\x1a\n" + bytes(64)
+
+
+def new_queue(tmp_path, *, reviewers: int = 1) -> ReportQueue:
+    data_dir = tmp_path / "registry"
+    runner = CliRunner()
+    assert runner.invoke(registry_cli, ["init", "--data-dir", str(data_dir)]).exit_code == 0
+    assert runner.invoke(registry_cli, ["list", "create", "--data-dir", str(data_dir), "da-ban", "--name",
+                                        "Demo Air ban", "--authority", "Demo Air", "--legal-basis", "Conditions of carriage",
+                                        "--scope", "air_travel", "--default-action", "DENY"]).exit_code == 0
+    paths = RegistryPaths(data_dir)
+    engine = make_engine(paths.database_url)
+    queue = ReportQueue(engine, Registry(engine, Signer.from_files(paths.signing_key, paths.signing_cert)),
+                        clock=lambda: NOW)
+    queue.set_policy(ListPolicy("da-ban", AVIATION_CATEGORIES, reviewers_required=reviewers), by="list-admin")
+    return queue
+
+
+@pytest.fixture
+def queue(tmp_path) -> ReportQueue:
+    return new_queue(tmp_path)
+
+
+def file(queue: ReportQueue, **overrides) -> str:
+    fields = dict(reporter="mia", list_id="da-ban", category="assault_of_crew", identity=TRAVELLER,
+                  trip="DA 123 FRA-LIS", trip_date=date(2026, 11, 26), narrative="Struck a cabin crew member.",
+                  org="DA", attachments=[Evidence("cabin-log.png", PNG)])
+    fields.update(overrides)
+    return queue.file(**fields)
+
+
+def test_an_accepted_report_publishes_an_entry_with_the_category_default_term(queue):
+    report_id = file(queue)
+    assert [r.report_id for r in queue.queue()] == [report_id]
+    before = queue.registry.current_version("da-ban")
+    report = queue.accept(report_id, reviewer="sam", reason="crew statements agree")
+    assert report.status == "accepted" and report.decided_by == "sam" and report.entry_id
+    assert queue.registry.current_version("da-ban") == before + 1
+    assert queue.queue() == []
+    assert len(queue.registry.tokens_of(report.entry_id)) >= 2  # the document and the name + DOB
+
+
+def test_the_reporter_cannot_decide_their_own_report(queue):
+    report_id = file(queue)
+    with pytest.raises(SelfReview):
+        queue.accept(report_id, reviewer="mia")
+    with pytest.raises(SelfReview):
+        queue.reject(report_id, reviewer="mia", reason="withdrawing it myself")
+    assert queue.get(report_id).status == "pending"
+
+
+def test_a_two_reviewer_list_publishes_only_after_a_second_different_reviewer(tmp_path):
+    queue = new_queue(tmp_path, reviewers=2)
+    report_id = file(queue)
+    version = queue.registry.current_version("da-ban")
+    assert queue.accept(report_id, reviewer="sam", days=400).status == "awaiting_second"
+    assert queue.registry.current_version("da-ban") == version  # nothing published yet
+    with pytest.raises(PolicyError, match="second, different reviewer"):
+        queue.accept(report_id, reviewer="sam")
+    report = queue.accept(report_id, reviewer="lee", days=500)
+    assert report.status == "accepted" and queue.registry.current_version("da-ban") == version + 1
+    actions = [r.action for r in queue.audit.records(subject=f"report:{report_id}")]
+    assert actions == ["report.file", "report.approve", "report.accept"]
+
+
+def test_a_term_beyond_the_category_maximum_is_refused(queue):
+    report_id = file(queue, category="smoking_on_board")
+    with pytest.raises(PolicyError, match="at most 180 days"):
+        queue.accept(report_id, reviewer="sam", days=365)
+    assert queue.get(report_id).status == "pending"
+
+
+def test_a_rejection_carries_the_reason_the_reporter_sees(queue):
+    report_id = file(queue)
+    queue.reject(report_id, reviewer="sam", reason="CCTV shows the passenger was not involved")
+    mine = queue.by_reporter("mia")
+    assert [(r.status, r.decision_reason) for r in mine] == [
+        ("rejected", "CCTV shows the passenger was not involved")]
+    with pytest.raises(ReportError, match="rejected already"):
+        queue.accept(report_id, reviewer="lee")
+
+
+def test_accepting_again_after_a_crash_finds_the_published_entry_instead_of_listing_twice(queue):
+    report_id = file(queue)
+    report = queue.get(report_id)
+    from registry.publish import EntryFields
+
+    # The process died after the publish and before the report was marked accepted:
+    entry_id = queue.registry.add_entry("da-ban", EntryFields(
+        surnames=report.identity.surnames, given_names=report.identity.given_names,
+        date_of_birth=report.identity.date_of_birth, documents=report.identity.documents,
+        reference=report_id, category=report.category), by="sam")
+    version = queue.registry.current_version("da-ban")
+    assert queue.accept(report_id, reviewer="sam").entry_id == entry_id
+    assert queue.registry.current_version("da-ban") == version
+
+
+def test_similar_reports_and_existing_entries_are_shown_to_the_reviewer(queue):
+    first = file(queue)
+    queue.accept(first, reviewer="sam")
+    second = file(queue, category="threatening_behaviour", narrative="Threatened the gate agent.")
+    similar = queue.similar(queue.get(second))
+    assert [r.report_id for r in similar["reports"]] == [first]
+    assert [e["reference"] for e in similar["entries"]] == [first]
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"category": "rudeness"}, "not in list da-ban's taxonomy"),
+    ({"identity": Identity("Eriksson", "Anna")}, "date of birth or a document number"),
+    ({"identity": Identity(" ", "Anna", date(1970, 5, 17))}, "surname"),
+    ({"narrative": "   "}, "narrative must say what happened"),
+    ({"attachments": [Evidence("notes.txt", b"just text")]}, "is not a PDF, PNG or JPEG"),
+    ({"attachments": [Evidence("huge.png", PNG + bytes(5 * 1024 * 1024))]}, "the limit is 5 MiB"),
+    ({"attachments": [Evidence(f"{i}.png", PNG) for i in range(6)]}, "at most 5 evidence files"),
+    ({"list_id": "nowhere"}, "takes no reports yet"),
+])
+def test_bad_reports_are_refused_with_the_field_named_and_nothing_stored(queue, overrides, message):
+    with pytest.raises((ReportError, PolicyError), match=message):
+        file(queue, **overrides)
+    assert queue.queue() == []
+
+
+def test_a_scanned_passport_fills_the_identity_server_side():
+    mrz = encode(MRZFields("TD3", "P", "DEU", "C01X00T47", "ERIKSSON", "ANNA", date(1970, 5, 17), "F",
+                           date(2035, 1, 31), "DEU"))
+    identity = identity_from_scan("\n".join(mrz), today=date(2026, 11, 27))
+    assert (identity.surnames, identity.given_names, identity.date_of_birth) == ("ERIKSSON", "ANNA", date(1970, 5, 17))
+    assert identity.documents == (DocumentRef("P", "DEU", "C01X00T47"),)
+
+
+def test_every_step_is_in_the_audit_chain(queue):
+    report_id = file(queue)
+    queue.accept(report_id, reviewer="sam")
+    log = AuditLog(queue.engine)
+    assert log.verify()[1] == []
+    assert {r.action for r in log.records()} >= {"list.policy", "report.file", "report.accept"}
