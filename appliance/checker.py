@@ -7,23 +7,18 @@ result before anyone sees it.
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import datetime, timezone
 from typing import Any
 
 from appliance.config import DeviceConfig
 from appliance.documents import DocumentError, parse_payload
+from appliance.documents.manual import manual_document
 from appliance.documents.model import Document
 from appliance.journal import Journal
 from appliance.records import ListInfo
 from appliance.snapshot import SnapshotStore
-from appliance.verdict import CHANNELS, Decision, decide
-from sync.identity import DocumentClass, Identity, IdentityError, identity_from_document
-
-class ManualEntryError(DocumentError):
-    """A manually typed document that cannot be checked, with the reason."""
-
-    code = "invalid_manual_entry"
-
+from appliance.verdict import Decision, decide
+from sync.identity import Identity, identity_from_document
 
 class Checker:
     """One counter's checking pipeline over a snapshot and a journal."""
@@ -80,51 +75,3 @@ class Checker:
         entries = self.store.lookup(document_tokens + person_tokens)
         clearances = self.store.clearances(document_tokens) if document_tokens else []
         return entries, clearances
-
-
-_MANUAL_CLASSES = {cls.value: cls for cls in DocumentClass if cls is not DocumentClass.BOARDING_PASS}
-
-
-def manual_document(fields: dict[str, Any]) -> Document:
-    """A Document from the manual-entry form, for when no barcode or MRZ reads.
-
-    Typed entries have no check digits, so the verdict rules treat them like
-    any other document; the journal records the channel as "manual".
-    """
-    cls = str(fields.get("document_class") or "").strip().upper()
-    if cls not in _MANUAL_CLASSES:
-        raise ManualEntryError("choose the document type: passport, ID card, visa or driver licence")
-    number = str(fields.get("document_number") or "").strip()
-    surname = str(fields.get("surname") or "").strip()
-    if not number or not surname:
-        raise ManualEntryError("a typed document needs at least its number and the surname")
-    country = str(fields.get("issuing_country") or "").strip().upper()
-    jurisdiction = str(fields.get("issuing_authority") or "").strip().upper() or None
-    try:
-        from sync.identity import normalise_issuer
-
-        normalise_issuer(country, jurisdiction)
-    except IdentityError as exc:
-        raise ManualEntryError(str(exc)) from None
-    return Document(
-        format="manual",
-        document_code=cls,
-        document_number=number,
-        surname=surname,
-        given_names=str(fields.get("given_names") or "").strip() or None,
-        date_of_birth=_typed_date(fields.get("date_of_birth"), "date of birth"),
-        expiry_date=_typed_date(fields.get("expiry_date"), "expiry date"),
-        issuing_country=country,
-        issuing_authority=jurisdiction,
-    )
-
-
-def _typed_date(value: Any, what: str) -> date | None:
-    if value in (None, ""):
-        return None
-    if isinstance(value, date):
-        return value
-    try:
-        return date.fromisoformat(str(value).strip())
-    except ValueError:
-        raise ManualEntryError(f"{what} {value!r} is not a date (YYYY-MM-DD)") from None

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from appliance.checker import Checker, ManualEntryError, manual_document
+from appliance.checker import Checker
+from appliance.documents.manual import ManualEntryError, manual_document
 from appliance.config import load_config
 from appliance.documents import parse_payload
 from appliance.journal import Journal
