@@ -30,10 +30,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 from urllib.parse import quote
 
+from appliance import snapshot_buckets as buckets_io
 from appliance import snapshot_codec as codec
+from appliance import snapshot_generations as generations
 from appliance import snapshot_schema as schema
 from appliance.private_files import private_file
 from appliance.records import Action, Batch, Clearance, Entry, ListInfo, TokenKind
@@ -55,7 +57,6 @@ CACHE_KIB = 16 * 1024
 _MAX_META_ID = 0xFFFFFFFF
 
 _SEEK = "SELECT start, data FROM buckets WHERE start <= ? ORDER BY start DESC LIMIT 1"
-_NEXT = "SELECT start FROM buckets WHERE start > ? ORDER BY start LIMIT 1"
 
 
 def snapshot_path(data_dir: str | os.PathLike) -> Path:
@@ -91,18 +92,49 @@ class SnapshotStore:
         self._depth = 0
         self._metas: dict[int, _Meta] = {}
         self._sqlite_utils_db = None
-        self._conn = self._open(busy_timeout_ms, cache_kib)
+        self._settings = (busy_timeout_ms, cache_kib)
+        #: The SQLite file in use: ``path`` itself, or the generation it points at.
+        self.file = self.path
+        self._marker: tuple | None = None
+        self._conn = self._open_current()
 
-    def _open(self, busy_timeout_ms: int, cache_kib: int) -> sqlite3.Connection:
-        if self.readonly and not self.path.is_file():
+    # -- generations (appliance/snapshot_generations.py) ------------------------
+
+    def _open_current(self) -> sqlite3.Connection:
+        """Open the file the pointer designates, retrying if it moves meanwhile."""
+        for _ in range(20):
+            file, mark = generations.resolve(self.path)
+            if file != self.path and not file.is_file():
+                continue  # the generation was replaced between reading the pointer and opening it
+            conn = self._open(file)
+            if generations.marker(self.path) == mark:
+                self.file, self._marker = file, mark
+                return conn
+            conn.close()
+        raise SnapshotBusy(f"snapshot store {self.path} kept moving to new generations while opening")
+
+    def _follow(self) -> None:
+        """Reopen if the pointer moved to a new generation (a full reload in another process)."""
+        mark = generations.marker(self.path)
+        if mark is not None and mark != self._marker:
+            self._conn.close()
+            self._metas = {}  # meta ids are per file
+            self._sqlite_utils_db = None
+            self._conn = self._open_current()
+
+    def _open(self, file: Path) -> sqlite3.Connection:
+        busy_timeout_ms, cache_kib = self._settings
+        if self.readonly and not file.is_file():
             raise SnapshotError(f"no snapshot store at {self.path}")
         try:
-            if self.readonly:
-                conn = sqlite3.connect(f"file:{quote(str(self.path.absolute()))}?mode=ro", uri=True,
+            if self.readonly or file != self.path:
+                # A generation file is never created by opening it: it exists or it was replaced.
+                mode = "ro" if self.readonly else "rw"
+                conn = sqlite3.connect(f"file:{quote(str(file.absolute()))}?mode={mode}", uri=True,
                                        isolation_level=None, check_same_thread=False)
             else:
-                private_file(self.path)
-                conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+                private_file(file)
+                conn = sqlite3.connect(file, isolation_level=None, check_same_thread=False)
         except (sqlite3.Error, OSError) as exc:
             raise SnapshotError(f"cannot open snapshot store {self.path}: {exc}") from None
         try:
@@ -150,6 +182,7 @@ class SnapshotStore:
         with self._lock:
             if self._depth == 0:
                 with translated(self.path):
+                    self._follow()
                     self._conn.execute("BEGIN")
                     # BEGIN is lazy; the first read fixes the view, so read now.
                     self._conn.execute("SELECT 1 FROM sqlite_schema LIMIT 1").fetchone()
@@ -267,6 +300,16 @@ class SnapshotStore:
                     if list_id is None or meta.list_id == list_id:
                         yield self._entry(record.token, record.meta, record.ref)
 
+    def iter_clearances(self, list_id: str | None = None) -> Iterator[Clearance]:
+        """All clearances (of one list, or all), in token order."""
+        where, args = ("WHERE list_id = ?", (list_id,)) if list_id is not None else ("", ())
+        with self.read(), translated(self.path):
+            rows = self._conn.execute(
+                f"SELECT token, list_id, redress_number, valid_until FROM clearances {where}"
+                " ORDER BY token, list_id", args).fetchall()
+        for row in rows:
+            yield Clearance(row[0], row[1], row[2], date.fromisoformat(row[3]))
+
     def _entry(self, token: bytes, meta_id: int, ref: int) -> Entry:
         meta = self._meta(meta_id)
         number, person = codec.unpack_ref(ref)
@@ -305,7 +348,14 @@ class SnapshotStore:
         with self._lock, translated(self.path):
             if self._depth:
                 raise SnapshotError("cannot write inside a read() view")
+            self._follow()
             self._conn.execute("BEGIN IMMEDIATE")
+            while generations.marker(self.path) not in (None, self._marker):
+                # A full reload swapped generations while this waited for the lock:
+                # write to the new file, never to the one it replaced.
+                self._conn.execute("ROLLBACK")
+                self._follow()
+                self._conn.execute("BEGIN IMMEDIATE")
             try:
                 yield self._db()
                 self._conn.execute("COMMIT")
@@ -321,23 +371,36 @@ class SnapshotStore:
             self._sqlite_utils_db = sqlite_utils.Database(self._conn, execute_plugins=False)
         return self._sqlite_utils_db
 
-    def apply_batch(self, batch: Batch) -> None:
+    def apply_batch(self, batch: Batch, *,
+                    before_commit: Callable[[list[Entry | Clearance]], None] | None = None) -> None:
         """Move one list from version N to N+1, all of it or none of it.
 
         Removals apply before additions, so removing and adding one token
         replaces its entry; adding a token the list already holds replaces it
         too. Removing a token the list does not hold is not an error (the
         registry may repeat a removal). A verified batch counts as a heartbeat.
+
+        ``before_commit``, if given, is called inside the transaction after
+        the buckets the batch touches are read and before anything is
+        written, with every entry and clearance the batch takes out of the
+        list, as held (removed, or replaced by an addition); if it raises,
+        nothing is committed. The sync agent checks the list's new digest
+        there: the bucket reads that the write needs anyway find what it
+        replaces, so there is no lookup pass of its own.
         """
         validate_batch(batch)
         with self._write() as db:
             self._require_version(batch, "the batch starts at")
-            cache: dict = {}
-            adds = {entry.token: self._record_for(entry, cache) for entry in batch.add}
-            delta = self._rewrite_buckets(batch.list_id, set(batch.remove), adds)
-            for token in batch.remove_clearances:
-                self._conn.execute("DELETE FROM clearances WHERE token = ? AND list_id = ?",
-                                   (token, batch.list_id))
+            own = self._own_metas(batch.list_id)
+            tokens = sorted({*batch.remove, *(entry.token for entry in batch.add)})
+            buckets = buckets_io.read(self._conn, tokens, own)
+            if before_commit is not None:
+                taken = [record for bucket in buckets for _, record in bucket.held]
+                cleared = [*batch.remove_clearances, *(c.token for c in batch.add_clearances)]
+                before_commit([*self._entries(taken), *self._held_clearances(batch.list_id, cleared)])
+            delta = buckets_io.write(self._conn, buckets, tokens, self._records_for(batch.add))
+            self._conn.executemany("DELETE FROM clearances WHERE token = ? AND list_id = ?",
+                                   [(token, batch.list_id) for token in batch.remove_clearances])
             self._finish_batch(db, batch, delta)
 
     def replace_list(self, batch: Batch) -> None:
@@ -351,12 +414,40 @@ class SnapshotStore:
         validate_batch(batch, replacement=True)
         with self._write() as db:
             self._require_version(batch, "the snapshot replaces version")
-            cache: dict = {}
-            adds = {entry.token: self._record_for(entry, cache) for entry in batch.add}
+            adds = self._records_for(batch.add)
             stale = self._held_tokens(batch.list_id) - adds.keys()
             delta = self._rewrite_buckets(batch.list_id, stale, adds)
             self._conn.execute("DELETE FROM clearances WHERE list_id = ?", (batch.list_id,))
             self._finish_batch(db, batch, delta)
+
+    def install_list(self, batch: Batch, blocks: Iterable[codec.RecordBlock]) -> int:
+        """Install a full snapshot of one list as a new store generation; returns its token count.
+
+        replace_list rewrites buckets one by one (~10 µs a token): too slow for
+        a list of millions. Here the other lists' records and the snapshot's
+        (``blocks``, in token order) are merged into a new file in one pass
+        (snapshot_bulk.install), and the store's pointer is swapped to it
+        atomically (snapshot_generations.py). ``batch`` carries the versions,
+        digest, times and clearances, and no entries. Processes that have the
+        store open see the new generation at their next read; until then,
+        and if anything fails, they read the old one.
+        """
+        validate_batch(batch, replacement=True)
+        if batch.add:
+            raise SnapshotError("install_list takes the list's records as blocks, not as batch.add")
+        from appliance.snapshot_bulk import install
+
+        with self._write():
+            self._require_version(batch, "the snapshot replaces version")
+            old = self.file
+            tokens = install(self._conn, self.path, old, batch, blocks)
+        with self._lock, translated(self.path):
+            self._follow()
+        generations.remove_unused(self.path)
+        if old == self.path:  # a plain-file store became generations: its journal names are free
+            for stale in generations.side_files(old)[1:]:
+                stale.unlink(missing_ok=True)
+        return tokens
 
     def _require_version(self, batch: Batch, what: str) -> None:
         """The list exists and is at the batch's from-version, inside the write transaction."""
@@ -394,72 +485,72 @@ class SnapshotStore:
             held.update(record.token for record in codec.decode(data) if record.meta in own)
         return held
 
-    def _record_for(self, entry: Entry, cache: dict) -> tuple[int, int]:
-        """(meta id, ref) for an entry, creating its meta row if new.
+    def _entries(self, records: list[tuple[bytes, int, int]]) -> list[Entry]:
+        """_entry for many records at once (a delta may replace 100,000 entries)."""
+        person, document, join = TokenKind.PERSON, TokenKind.DOCUMENT, codec.join_reference
+        entries = []
+        for token, meta_id, ref in records:
+            meta = self._meta(meta_id)
+            entries.append(Entry(token, meta.list_id, person if ref & codec.PERSON_BIT else document,
+                                 meta.category, meta.action, join(meta.template, ref & ~codec.PERSON_BIT),
+                                 meta.valid_from, meta.valid_until, meta.redress))
+        return entries
 
-        ``cache`` lives for one batch: a batch's entries share few metadata rows.
+    def _held_clearances(self, list_id: str, tokens: list[bytes]) -> list[Clearance]:
+        """The list's clearances for these tokens, read inside the caller's transaction."""
+        wanted = list(dict.fromkeys(tokens))
+        held: list[Clearance] = []
+        for at in range(0, len(wanted), 500):  # under SQLite's limit on bound parameters
+            part = wanted[at:at + 500]
+            rows = self._conn.execute(
+                "SELECT token, list_id, redress_number, valid_until FROM clearances"
+                f" WHERE list_id = ? AND token IN ({','.join('?' * len(part))})", (list_id, *part))
+            held += [Clearance(row[0], row[1], row[2], date.fromisoformat(row[3])) for row in rows]
+        return held
+
+    def _records_for(self, entries: Iterable[Entry]) -> dict[bytes, tuple[int, int]]:
+        """{token: (meta id, ref)} for a batch's entries, creating the meta rows that are new.
+
+        A batch's entries share few metadata rows, and an entry's 2-3 tokens
+        share its reference, so each is worked out once per batch.
         """
-        template, number = codec.split_reference(entry.reference)
-        redress_id = cache.get(entry.redress)
+        redress_ids: dict[str, int] = {}
+        metas: dict[tuple, int] = {}
+        references: dict[str, tuple[codec.ReferenceTemplate, int]] = {}
+        records: dict[bytes, tuple[int, int]] = {}
+        for entry in entries:
+            split = references.get(entry.reference)
+            if split is None:
+                split = references[entry.reference] = codec.split_reference(entry.reference)
+            template, number = split
+            key = (entry.list_id, entry.category, entry.action, entry.valid_from, entry.valid_until,
+                   entry.redress, template)
+            meta_id = metas.get(key)
+            if meta_id is None:
+                meta_id = metas[key] = self._meta_id(entry, template, redress_ids)
+            records[entry.token] = (meta_id, codec.pack_ref(number, entry.kind == TokenKind.PERSON))
+        return records
+
+    def _meta_id(self, entry: Entry, template: codec.ReferenceTemplate, redress_ids: dict[str, int]) -> int:
+        """The id of the meta row an entry's tokens share, inserted if new."""
+        redress_id = redress_ids.get(entry.redress)
         if redress_id is None:
-            redress_id = cache[entry.redress] = self._db()["redress"].lookup({"text": entry.redress})
+            redress_id = redress_ids[entry.redress] = self._db()["redress"].lookup({"text": entry.redress})
         values = (entry.list_id, entry.category, Action(entry.action).value, entry.valid_from.isoformat(),
                   entry.valid_until.isoformat(), redress_id, *template)
-        meta_id = cache.get(values)
-        if meta_id is None:
-            meta_id = schema.meta_id(self._conn, values)
-            if meta_id > _MAX_META_ID:
-                raise SnapshotError("the store ran out of metadata ids; rebuild it")
-            cache[values] = meta_id
-        return meta_id, codec.pack_ref(number, entry.kind == TokenKind.PERSON)
+        meta_id = schema.meta_id(self._conn, values)
+        if meta_id > _MAX_META_ID:
+            raise SnapshotError("the store ran out of metadata ids; rebuild it")
+        return meta_id
 
-    def _rewrite_buckets(self, list_id: str, removes: set[bytes],
-                         adds: dict[bytes, tuple[int, int]]) -> int:
+    def _rewrite_buckets(self, list_id: str, removes: set[bytes], adds: dict[bytes, tuple[int, int]]) -> int:
         """Apply one list's token changes bucket by bucket; returns the change in its count."""
-        if not removes and not adds:
-            return 0
-        execute = self._conn.execute
-        own = {row[0] for row in execute("SELECT id FROM meta WHERE list_id = ?", (list_id,))}
-        changed = removes | adds.keys()
-        tokens = sorted(changed)
-        delta = 0
-        i = 0
-        while i < len(tokens):
-            row = execute(_SEEK, (codec.token_key(tokens[i]),)).fetchone()
-            start, data = row if row is not None else (codec.MIN_KEY, None)
-            following = execute(_NEXT, (start,)).fetchone()
-            j = i
-            while j < len(tokens) and (following is None or codec.token_key(tokens[j]) < following[0]):
-                j += 1
-            old = codec.decode(data) if data else []
-            kept = [r for r in old if not (r.token in changed and r.meta in own)]
-            delta -= len(old) - len(kept)
-            for token in tokens[i:j]:
-                if token in adds:
-                    kept.append(codec.Record(token, *adds[token]))
-                    delta += 1
-            kept.sort()
-            if kept != old:
-                self._store_bucket(start, data is not None, kept)
-            i = j
-        return delta
+        tokens = sorted(removes | adds.keys())
+        return buckets_io.write(self._conn, buckets_io.read(self._conn, tokens, self._own_metas(list_id)),
+                                tokens, adds)
 
-    def _store_bucket(self, start: int, exists: bool, records: list[codec.Record]) -> None:
-        execute = self._conn.execute
-        if not records:
-            execute("DELETE FROM buckets WHERE start = ?", (start,))
-            return
-        bounds = codec.chunk_bounds(records)
-        for n, lo in enumerate(bounds):
-            hi = bounds[n + 1] if n + 1 < len(bounds) else len(records)
-            data = codec.encode(records[lo:hi])
-            if n == 0:
-                sql = "UPDATE buckets SET data = ? WHERE start = ?" if exists else \
-                      "INSERT INTO buckets (data, start) VALUES (?, ?)"
-                execute(sql, (data, start))
-            else:
-                execute("INSERT INTO buckets (data, start) VALUES (?, ?)",
-                        (data, codec.token_key(records[lo].token)))
+    def _own_metas(self, list_id: str) -> set[int]:
+        return {row[0] for row in self._conn.execute("SELECT id FROM meta WHERE list_id = ?", (list_id,))}
 
     # -- maintenance ---------------------------------------------------------------
 
@@ -478,7 +569,7 @@ class SnapshotStore:
                                 execute("PRAGMA page_size").fetchone()[0])
         tokens = sum(per_list.values())
         file_bytes = pages * page_size
-        wal = self.path.with_name(self.path.name + "-wal")
+        wal = self.file.with_name(self.file.name + "-wal")
         return {
             "tokens": tokens, "clearances": clearances, "lists": len(per_list),
             "tokens_per_list": per_list, "meta_rows": metas,
@@ -502,11 +593,12 @@ class SnapshotStore:
             if self._depth:
                 raise SnapshotError("cannot compact inside a read() view")
             with translated(self.path):
+                self._follow()
                 self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
-                before = self.path.stat().st_size
+                before = self.file.stat().st_size
                 self._conn.execute("VACUUM")
                 self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
-            return {"file_bytes_before": before, "file_bytes_after": self.path.stat().st_size}
+            return {"file_bytes_before": before, "file_bytes_after": self.file.stat().st_size}
 
     def check_integrity(self) -> list[str]:
         """SQLite's integrity_check plus the bucket invariants; [] when all is well.

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import re
 import struct
-from typing import Iterator, NamedTuple
+from typing import Container, Iterable, Iterator, NamedTuple
 
 TOKEN_BYTES = 12
 RECORD = struct.Struct("<12sII")
@@ -117,6 +117,67 @@ def find(data: bytes, token: bytes) -> Iterator[tuple[int, int]]:
         at = data.find(token, at + 1)
 
 
+def find_own(data: bytes, tokens: Iterable[bytes], own: Container[int]) -> list[tuple[int, tuple[bytes, int, int]]]:
+    """(offset, record) of every record in a bucket of these tokens whose meta id is in ``own`` (one list's).
+
+    bytes.find does the scan in C; a hit counts only at a record boundary.
+    """
+    found = []
+    for token in tokens:
+        at = data.find(token)
+        while at != -1:
+            if at % RECORD_BYTES == 0:
+                record = RECORD.unpack_from(data, at)
+                if record[1] in own:
+                    found.append((at, record))
+            at = data.find(token, at + 1)
+    return found
+
+
+def splice(data: bytes, cuts: Iterable[int], new: list[tuple[bytes, int, int]]) -> bytes:
+    """A bucket's bytes with the records at offsets ``cuts`` taken out and the ``new`` records put in, in order.
+
+    A delta puts one or two tokens into each of tens of thousands of
+    buckets, so this works on the bytes: slicing, and a binary search over
+    ~24 records for where a record goes, cost less than decoding, sorting
+    and encoding each bucket. Many new records for one bucket are merged by
+    a sort instead (each insert copies the bucket).
+    """
+    cuts = sorted(cuts)
+    if cuts:
+        pieces, begin = [], 0
+        for at in cuts:
+            pieces.append(data[begin:at])
+            begin = at + RECORD_BYTES
+        pieces.append(data[begin:])
+        data = b"".join(pieces)
+    if len(new) > _FEW_INSERTS:
+        return b"".join(RECORD.pack(*record) for record in sorted([*RECORD.iter_unpack(data), *new]))
+    for record in new:
+        at = _insertion_point(data, *record) * RECORD_BYTES
+        data = b"".join((data[:at], RECORD.pack(*record), data[at:]))
+    return data
+
+
+#: More new records than this for one bucket are merged by sorting.
+_FEW_INSERTS = 8
+
+
+def _insertion_point(data: bytes, token: bytes, meta: int, ref: int) -> int:
+    """How many records of sorted ``data`` order before (token, meta, ref)."""
+    lo, hi = 0, len(data) // RECORD_BYTES
+    while lo < hi:
+        mid = (lo + hi) // 2
+        at = mid * RECORD_BYTES
+        other = data[at:at + TOKEN_BYTES]
+        # The same token on another list: its record orders by (meta, ref) as ints.
+        if other < token or (other == token and RECORD.unpack_from(data, at)[1:] < (meta, ref)):
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
 def chunk_bounds(records: list[Record], fill: int = BUCKET_FILL) -> list[int]:
     """Start indexes of the buckets a sorted record list splits into.
 
@@ -136,3 +197,31 @@ def chunk_bounds(records: list[Record], fill: int = BUCKET_FILL) -> list[int]:
             break
         bounds.append(at)
     return bounds
+
+
+class ListMeta(NamedTuple):
+    """What an entry's tokens share, as a full-list load describes it (the store's ``meta`` row, less the list)."""
+
+    category: str
+    action: str  # an appliance.records.Action
+    valid_from: object  # datetime.date
+    valid_until: object  # datetime.date
+    redress: str
+    template: ReferenceTemplate
+
+
+class RecordBlock(NamedTuple):
+    """A run of one list's token records for a full-list load, in token order (numpy arrays).
+
+    ``metas`` are the metadata rows this block introduces; they are numbered
+    on from ``first_meta`` (every row an earlier block introduced comes
+    before). ``meta_index`` refers to those numbers, ``refs`` are pack_ref()
+    values and ``tokens`` is an (n, 12) uint8 array, strictly increasing
+    across all blocks of the load.
+    """
+
+    metas: tuple
+    first_meta: int
+    tokens: object  # numpy.ndarray (n, 12) uint8
+    meta_index: object  # numpy.ndarray (n,) uint32
+    refs: object  # numpy.ndarray (n,) uint32

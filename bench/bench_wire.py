@@ -29,7 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from appliance.records import Action, Entry, TokenKind  # noqa: E402
 from sync.digest import StateDigest  # noqa: E402
-from sync.wire import decode_payload, encode_delta, encode_snapshot  # noqa: E402
+from sync.snapshot_wire import decode_snapshot, encode_snapshot  # noqa: E402
+from sync.wire import decode_payload, encode_delta  # noqa: E402
 
 CATEGORIES = ("aviation-security", "violence", "fraud", "court-order", "sanctions")
 REDRESS = ("", "Appeals: redress office, ref. on request", "RDN")
@@ -62,11 +63,14 @@ def measure(n: int, list_size: int) -> list[str]:
     rows = ["| payload | changes | wire bytes | bytes / change | encode | decode |",
             "|---|---:|---:|---:|---:|---:|"]
 
-    def row(label: str, count: int, build) -> bytes:
+    def row(label: str, count: int, build, decode=None) -> bytes:
         t0 = time.perf_counter()
         data = build()
         t1 = time.perf_counter()
-        decode_payload(data, max_bytes=len(data), max_entries=count)
+        if decode is None:
+            decode_payload(data, max_bytes=len(data), max_entries=count)
+        else:
+            decode(data, count)
         t2 = time.perf_counter()
         rows.append(f"| {label} | {count:,} | {len(data):,} | {len(data) / count:.2f} |"
                     f" {(t1 - t0) * 1e3:.0f} ms | {(t2 - t1) * 1e3:.0f} ms |")
@@ -81,8 +85,9 @@ def measure(n: int, list_size: int) -> list[str]:
     half = n // 2
     row("half added, half removed", n, lambda: encode_delta("nfl", 7, 8, adds[:half], removes[:half]))
     full = realistic_entries(list_size, seed=3)
-    snapshot = row(f"naive: full snapshot of {list_size:,}", list_size,
-                   lambda: encode_snapshot("nfl", 8, full))
+    snapshot = row(f"naive: full snapshot of {list_size:,} (format v2)", list_size,
+                   lambda: encode_snapshot("nfl", 8, bytes(2048), full),
+                   lambda data, count: decode_snapshot(data, max_entries=count))
     rows.append("")
     rows.append(f"Naive alternative: every change costs the whole snapshot, {len(snapshot):,} bytes"
                 f" ({len(snapshot) / n:.1f} bytes per change of a {n:,}-change delta).")

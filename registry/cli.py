@@ -23,7 +23,7 @@ from registry.audit_cli import audit_group
 from registry.db import RegistryError, make_engine
 from registry.devices import DeviceRegistry
 from registry.publish import DocumentRef, EntryFields, Name, Registry
-from registry.server import RegistryPaths, create_app
+from registry.server import RegistryPaths
 from registry.signing import (
     Signer,
     generate_key_file,
@@ -113,17 +113,18 @@ def init(data_dir: Path, root_key: Path | None, root_passphrase: str | None, cer
 @data_dir_option
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=click.IntRange(0, 65535), default=8480, show_default=True)
+@click.option("--workers", type=click.IntRange(1, 64), default=None,
+              help="Server processes (default: one per core, at least 2).")
 @click.option("--threads", type=click.IntRange(1, 512), default=16, show_default=True,
-              help="Worker threads; each long-poll holds one while it waits.")
-def serve(data_dir: Path, host: str, port: int, threads: int) -> None:
-    """Serve the device API with waitress."""
-    from waitress import serve as waitress_serve
+              help="Threads per process; each long-poll holds one while it waits.")
+def serve(data_dir: Path, host: str, port: int, workers: int | None, threads: int) -> None:
+    """Serve the device API with gunicorn (several processes; SIGTERM stops it cleanly)."""
+    from registry.serving import default_workers
+    from registry.serving import serve as gunicorn_serve
 
     if not RegistryPaths(data_dir).database.exists():
         fail(f"{data_dir} is not a registry data directory; run `gatecheck registry init` first")
-    app = create_app({"DATA_DIR": str(data_dir)})
-    click.echo(f"registry serving on http://{host}:{port}", err=True)
-    waitress_serve(app, host=host, port=port, threads=threads, ident="gatecheck-registry")
+    gunicorn_serve(data_dir, host=host, port=port, workers=workers or default_workers(), threads=threads)
 
 
 # -- lists ---------------------------------------------------------------------

@@ -260,10 +260,23 @@ class DeviceRegistry:
                             .values(status=status)).rowcount != 1:
                 raise UnknownDevice(f"no device {device_id!r}")
 
+    def disabled_ids(self) -> frozenset[str]:
+        """Every device that must be refused; read often by the server's device cache (registry/poll_cache.py)."""
+        with self.engine.connect() as conn:
+            return frozenset(conn.execute(select(devices.c.device_id).where(
+                devices.c.status != STATUS_ACTIVE)).scalars())
+
     def mark_seen(self, device_id: str, *, now: float | None = None) -> None:
+        self.mark_seen_many([device_id], now=now)
+
+    def mark_seen_many(self, device_ids: Sequence[str], *, now: float | None = None) -> None:
+        """Record contact by many devices in one transaction (one fsync, not one per device)."""
+        ids = sorted(set(device_ids))
+        at = self._now(now)
         with self.engine.begin() as conn:
-            conn.execute(update(devices).where(devices.c.device_id == device_id)
-                         .values(last_seen_at=self._now(now)))
+            for i in range(0, len(ids), 500):  # well under every backend's bound-parameter limit
+                conn.execute(update(devices).where(devices.c.device_id.in_(ids[i:i + 500]))
+                             .values(last_seen_at=at))
 
     # -- what devices send ---------------------------------------------------
 

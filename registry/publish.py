@@ -25,6 +25,7 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
+from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 from sqlalchemy import Engine, and_, delete, func, insert, select, update
@@ -34,6 +35,7 @@ from appliance.records import Action, Entry, ListInfo, TokenKind
 from registry import db
 from registry.db import RegistryError
 from registry.signing import Signer
+from registry.snapshots import SnapshotFiles, SnapshotPayload, default_directory, snapshot_fields
 from sync.digest import StateDigest
 from sync.envelope import EnvelopeFields, Kind, heartbeat as heartbeat_fields, parse_envelope
 from sync.identity import (
@@ -44,7 +46,7 @@ from sync.identity import (
     normalise_issuer,
     normalise_name,
 )
-from sync.wire import WireError, encode_delta, encode_snapshot
+from sync.wire import WireError, encode_delta
 
 TOKEN_KEY_BYTES = 32
 FOREVER = date(9999, 12, 31)
@@ -222,23 +224,29 @@ class Registry:
     """Lists, entries and their signed publication, over one SQLAlchemy engine."""
 
     def __init__(self, engine: Engine, signer: Signer, *, config: PublishConfig | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, snapshot_dir: str | os.PathLike | None = None) -> None:
         self.engine = engine
         self.signer = signer
         self.config = config or PublishConfig()
         self._clock = clock
         db.init_db(engine)
+        self.snapshot_files = SnapshotFiles(Path(snapshot_dir) if snapshot_dir is not None
+                                            else default_directory(engine))
 
     def _consistent_read(self):
-        """A connection whose reads all see one committed state.
+        """A connection whose reads all see one committed state, however many statements.
 
-        SQLite's read transactions already do; PostgreSQL's default READ
-        COMMITTED does not, and a snapshot must not mix version N's head
-        with N+1's tokens.
+        A snapshot must not mix version N's head with N+1's tokens, and it is
+        read page by page. PostgreSQL's default READ COMMITTED gives each
+        statement its own view, so the connection asks for REPEATABLE READ;
+        Python's sqlite3 runs SELECTs outside any transaction, so the
+        connection opens one itself (WAL: publishers go on meanwhile).
         """
         conn = self.engine.connect()
         if self.engine.dialect.name == "postgresql":
             conn = conn.execution_options(isolation_level="REPEATABLE READ")
+        elif self.engine.dialect.name == "sqlite":
+            conn.exec_driver_sql("BEGIN")
         return conn
 
     def _now(self, now: float | None) -> int:
@@ -484,8 +492,10 @@ class Registry:
     # -- serving -------------------------------------------------------------
 
     def updates_since(self, list_id: str, version: int, *, max_bytes: int | None = None,
-                      now: float | None = None) -> list[tuple[bytes, bytes]]:
+                      now: float | None = None) -> list[tuple[bytes, bytes | SnapshotPayload]]:
         """(envelope, payload) pairs that take a device from ``version`` to the head.
+
+        A delta's payload is bytes; a snapshot's is a file (SnapshotPayload), to stream.
 
         A chain of stored deltas when it is complete, fresh, signed by the
         current key, at most ``max_chain_deltas`` long, within ``max_bytes``
@@ -531,35 +541,55 @@ class Registry:
             expected = row.to_version
         return chain if expected == head else None
 
-    def snapshot(self, list_id: str, *, now: float | None = None) -> tuple[bytes, bytes]:
-        """A signed full snapshot at the head, reused while it is fresh and current."""
+    def snapshot(self, list_id: str, *, now: float | None = None) -> tuple[bytes, SnapshotPayload]:
+        """A signed full snapshot at the head: (envelope, payload file), built once per version.
+
+        Reused while it is at the head, valid for min_remaining_validity_seconds
+        and signed by the current key; a stale envelope is re-signed over the
+        same payload file (registry/snapshots.py). A build takes one list's
+        build lock, so concurrent requests wait for one build instead of
+        running several.
+        """
         at = self._now(now)
-        s = db.snapshots.c
-        with self._consistent_read() as conn:
-            head = self._list_row(conn, list_id).current_version
-            cached = conn.execute(select(db.snapshots).where(s.list_id == list_id)).first()
-            if (cached is not None and cached.version == head
-                    and cached.valid_until >= at + self.config.min_remaining_validity_seconds
-                    and parse_envelope(bytes(cached.envelope)).key_id == self.signer.key_id):
-                return bytes(cached.envelope), bytes(cached.payload)
-            checksum = conn.execute(select(db.versions.c.checksum).where(and_(
-                db.versions.c.list_id == list_id, db.versions.c.version == head))).scalar_one()
-            entries = [_device_entry(list_id, row) for row in
-                       conn.execute(select(db.list_tokens).where(db.list_tokens.c.list_id == list_id))]
-        payload = encode_snapshot(list_id, head, entries)
-        valid_until = at + self.config.snapshot_validity_seconds
-        envelope = self.signer.sign(EnvelopeFields(
-            Kind.SNAPSHOT, list_id, 0, head, at, valid_until, bytes(checksum),
-            hashlib.sha256(payload).digest(), len(payload)))
-        try:
-            with self.engine.begin() as conn:
-                conn.execute(delete(db.snapshots).where(s.list_id == list_id))
-                conn.execute(insert(db.snapshots).values(list_id=list_id, version=head, issued_at=at,
-                                                         valid_until=valid_until, envelope=envelope,
-                                                         payload=payload))
-        except IntegrityError:
-            pass  # another request cached one at the same moment; ours is as good
-        return envelope, payload
+        files = self.snapshot_files
+        found = self._fresh_snapshot(list_id, self.current_version(list_id), at)
+        if found is not None:
+            return found
+        with files.build_lock(list_id):
+            with self._consistent_read() as conn:
+                head = self._list_row(conn, list_id).current_version
+                found = self._fresh_snapshot(list_id, head, at)  # built while this one waited
+                if found is not None:
+                    return found
+                cached = files.cached(list_id, head)
+                if cached is not None:  # the payload of this version is there; only its envelope is stale
+                    old = cached[0]
+                    checksum, sha256, size = old.post_state_digest, old.payload_sha256, old.payload_size
+                else:
+                    row = conn.execute(select(db.versions.c.digest, db.versions.c.checksum,
+                                              db.versions.c.token_count).where(and_(
+                        db.versions.c.list_id == list_id, db.versions.c.version == head))).one()
+                    checksum = bytes(row.checksum)
+                    try:
+                        sha256, size = files.build(conn, list_id, head, bytes(row.digest), row.token_count)
+                    except WireError as exc:
+                        raise InvalidEntry(f"cannot encode the snapshot of {list_id!r}: {exc.reason}") from None
+            envelope = self.signer.sign(snapshot_fields(
+                list_id, head, checksum, sha256, size, issued_at=at,
+                valid_until=at + self.config.snapshot_validity_seconds))
+            files.write_envelope(list_id, head, envelope)
+            files.remove_older(list_id, head)
+        return envelope, SnapshotPayload(files.payload_path(list_id, head), size)
+
+    def _fresh_snapshot(self, list_id: str, version: int, at: int) -> tuple[bytes, SnapshotPayload] | None:
+        cached = self.snapshot_files.cached(list_id, version)
+        if cached is None:
+            return None
+        envelope, raw, payload = cached
+        if (envelope.valid_until < at + self.config.min_remaining_validity_seconds
+                or envelope.key_id != self.signer.key_id):
+            return None
+        return raw, payload
 
     def heartbeat(self, list_id: str, *, now: float | None = None) -> bytes:
         """Signed "list L is at version N with digest D", valid for ``heartbeat_validity_seconds``."""

@@ -9,7 +9,15 @@ Every refusal is a JSON ``{"error": {"code", "message"}}``; bad input is a
 
 Long-poll: a publish in this process wakes the waiting requests through a
 ``threading.Condition`` at once; a publish by another process (the admin CLI,
-a second server) is seen by a short database poll (``CHANGE_POLL_SECONDS``).
+another server process) is seen by a short database poll
+(``CHANGE_POLL_SECONDS``) that all waiting requests share.
+
+No-change polls take a fast path below Flask (registry/fast_poll.py, with
+the caches of registry/poll_cache.py): the device from a cache, one Ed25519
+check of the request, one prepared read of the list's version, and the
+heartbeat this process signed for that version in the current second.
+Several server processes serve one database (registry/serving.py); each has
+its own caches.
 """
 
 from __future__ import annotations
@@ -21,7 +29,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping
-from urllib.parse import quote, urlsplit
 
 from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
 from werkzeug.exceptions import HTTPException
@@ -36,24 +43,29 @@ from registry.devices import (
     InvalidReport,
     ReportConflict,
 )
+from registry.fast_poll import (
+    DEVICE_ENVIRON_KEY,
+    MIN_WAIT_HEADER,
+    NoChangePolls,
+    authenticate,
+    current_heartbeat,
+)
+from registry.poll_cache import DeviceCache, HeadCache, HeadReader, HeartbeatCache
 from registry.publish import PublishConfig, Registry, UnknownList, VersionAhead
 from registry.signing import SigningError, Signer
+from registry.snapshots import SnapshotPayload, chunks as snapshot_chunks
 from sync.device_auth import (
     DEFAULT_MAX_SKEW_SECONDS,
     RequestAuthError,
     device_id_for,
     parse_public_key,
-    request_device_id,
-    verify_request,
 )
 from sync.envelope import parse_envelope
-from sync.framing import FRAME_CERT, FRAME_REVOCATION, frame_key_statement, frame_update
+from sync.framing import FRAME_CERT, FRAME_REVOCATION, frame_key_statement, frame_update, frame_update_head
 from sync.errors import SyncError
 from sync.keys import parse_cert, parse_revocation
 
 log = logging.getLogger(__name__)
-
-MIN_WAIT_HEADER = "X-Gatecheck-Min-Wait"
 
 DEFAULTS = {
     #: Largest request body (incident reports are the biggest): 64 KiB.
@@ -67,7 +79,12 @@ DEFAULTS = {
     "CLOCK_SKEW_SECONDS": DEFAULT_MAX_SKEW_SECONDS,
     #: A device's last_seen_at is written at most this often.
     "SEEN_WRITE_SECONDS": 60,
+    #: How stale a device's status may be: `registry device disable` takes effect within this.
+    "DEVICE_STATUS_SECONDS": 1,
 }
+
+#: Devices' last contact is written in one transaction at most this often, however many devices poll.
+SEEN_FLUSH_SECONDS = 1.0
 
 
 class ConfigError(RegistryError):
@@ -122,10 +139,17 @@ class ListChanges:
         self.poll_seconds = poll_seconds
         self._cond = threading.Condition()
         self._generation = 0
+        self._closing = False
 
     def notify(self, list_id: str) -> None:
         with self._cond:
             self._generation += 1
+            self._cond.notify_all()
+
+    def close(self) -> None:
+        """The server is stopping: every wait ends now, and later ones do not wait."""
+        with self._cond:
+            self._closing = True
             self._cond.notify_all()
 
     def wait_until(self, changed: Callable[[], bool], timeout: float) -> bool:
@@ -137,10 +161,10 @@ class ListChanges:
             if changed():
                 return True
             remaining = deadline - time.monotonic()
-            if remaining <= 0:
+            if remaining <= 0 or self._closing:
                 return False
             with self._cond:
-                if self._generation == seen:  # a notify since the check is not lost
+                if self._generation == seen and not self._closing:  # a notify since the check is not lost
                     self._cond.wait(min(remaining, self.poll_seconds))
 
 
@@ -170,25 +194,54 @@ class NotifyingRegistry(Registry):
 
 @dataclass
 class Services:
-    """What the blueprint works with; one per app, in ``app.extensions``."""
+    """What the blueprint works with; one per app (so one per server process), in ``app.extensions``."""
 
     registry: NotifyingRegistry
     devices: DeviceRegistry
     changes: ListChanges
+    head_of: HeadReader
+    heads: HeadCache
+    heartbeats: HeartbeatCache
+    device_cache: DeviceCache
     keys_body: bytes
     clock: Callable[[], float]
     seen_write_seconds: int
     _seen: dict[str, float] = field(default_factory=dict)
+    _unwritten: list[str] = field(default_factory=list)
     _seen_lock: threading.Lock = field(default_factory=threading.Lock)
 
+    def list_changed(self, list_id: str) -> None:
+        """After a publish through this process: drop what the caches hold, then wake the long-polls."""
+        self.heads.invalidate(list_id)
+        self.heartbeats.invalidate(list_id)
+        self.changes.notify(list_id)
+
     def mark_seen(self, device_id: str) -> None:
-        """Record a device's last contact, at most every ``seen_write_seconds`` (polls must stay cheap)."""
+        """Record a device's last contact, at most every ``seen_write_seconds`` per device.
+
+        Polls must stay reads: marks are collected and written together, in
+        one transaction ``SEEN_FLUSH_SECONDS`` after the first of a batch.
+        """
         now = self.clock()
         with self._seen_lock:
             if now - self._seen.get(device_id, float("-inf")) < self.seen_write_seconds:
                 return
             self._seen[device_id] = now
-        self.devices.mark_seen(device_id, now=now)
+            self._unwritten.append(device_id)
+            if len(self._unwritten) > 1:
+                return  # a write is already due
+        timer = threading.Timer(SEEN_FLUSH_SECONDS, self.write_seen)
+        timer.daemon = True
+        timer.start()
+
+    def write_seen(self) -> None:
+        with self._seen_lock:
+            batch, self._unwritten = self._unwritten, []
+        if batch:
+            try:
+                self.devices.mark_seen_many(batch, now=self.clock())
+            except Exception:  # last_seen_at is advisory; a locked database must not kill the timer thread loudly
+                log.warning("could not record %d devices' last contact", len(batch), exc_info=True)
 
 
 def services() -> Services:
@@ -239,7 +292,8 @@ def create_app(config: Mapping | None = None) -> Flask:
     for key in ("DATABASE_URL", "SIGNING_KEY", "SIGNING_CERT"):
         if not app.config.get(key):
             raise ConfigError(f"registry config needs {key} (or DATA_DIR)")
-    for key in ("MIN_WAIT_SECONDS", "MAX_WAIT_SECONDS", "CLOCK_SKEW_SECONDS", "SEEN_WRITE_SECONDS"):
+    for key in ("MIN_WAIT_SECONDS", "MAX_WAIT_SECONDS", "CLOCK_SKEW_SECONDS", "SEEN_WRITE_SECONDS",
+                "DEVICE_STATUS_SECONDS"):
         if type(app.config[key]) is not int or app.config[key] < 0:
             raise ConfigError(f"registry config {key} must be a non-negative integer")
     if not isinstance(app.config["CHANGE_POLL_SECONDS"], (int, float)) or app.config["CHANGE_POLL_SECONDS"] <= 0:
@@ -248,17 +302,30 @@ def create_app(config: Mapping | None = None) -> Flask:
     clock = app.config.get("CLOCK") or time.time
     signer = Signer.from_files(app.config["SIGNING_KEY"], app.config["SIGNING_CERT"])
     engine = make_engine(app.config["DATABASE_URL"])
-    changes = ListChanges(app.config["CHANGE_POLL_SECONDS"])
     keys_dir = Path(app.config["KEYS_DIR"]) if app.config.get("KEYS_DIR") else None
-    app.extensions["gatecheck_registry"] = Services(
-        registry=NotifyingRegistry(engine, signer, config=app.config.get("PUBLISH_CONFIG") or PublishConfig(),
-                                   clock=clock, on_publish=changes.notify),
-        devices=DeviceRegistry(engine, clock=clock),
-        changes=changes,
+    svc: Services | None = None
+
+    def published(list_id: str) -> None:
+        svc.list_changed(list_id)
+
+    registry = NotifyingRegistry(engine, signer, config=app.config.get("PUBLISH_CONFIG") or PublishConfig(),
+                                 clock=clock, on_publish=published)
+    devices = DeviceRegistry(engine, clock=clock)
+    head_of = HeadReader(engine)
+    svc = Services(
+        registry=registry,
+        devices=devices,
+        changes=ListChanges(app.config["CHANGE_POLL_SECONDS"]),
+        head_of=head_of,
+        heads=HeadCache(head_of, app.config["CHANGE_POLL_SECONDS"]),
+        heartbeats=HeartbeatCache(lambda list_id, second: registry.heartbeat(list_id, now=second)),
+        device_cache=DeviceCache(devices, app.config["DEVICE_STATUS_SECONDS"]),
         keys_body=_keys_body(signer.cert_bytes, keys_dir),
         clock=clock,
         seen_write_seconds=app.config["SEEN_WRITE_SECONDS"],
     )
+    app.extensions["gatecheck_registry"] = svc
+    app.wsgi_app = NoChangePolls(app.wsgi_app, svc, app.config)
     app.register_blueprint(device_api)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(RegistryError, _registry_error)
@@ -324,20 +391,6 @@ def _internal_error(exc: Exception) -> Response:
 
 # -- request helpers -------------------------------------------------------------
 
-def request_target() -> str:
-    """The path and query exactly as the device sent them (what it signed)."""
-    environ = request.environ
-    raw = environ.get("REQUEST_URI") or environ.get("RAW_URI")
-    if raw:
-        if not raw.startswith("/"):  # absolute-form target (via a proxy)
-            parts = urlsplit(raw)
-            raw = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        return raw
-    path = quote(environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", ""), safe="/:@!$&'()*+,;=-._~")
-    query = environ.get("QUERY_STRING", "")
-    return path + (f"?{query}" if query else "")
-
-
 def json_body() -> dict:
     """The request's JSON object, or BadInput (415 for another content type, 400 otherwise)."""
     if request.mimetype != "application/json":
@@ -374,20 +427,12 @@ device_api = Blueprint("device_api", __name__, url_prefix="/v1")
 
 
 @device_api.before_request
-def authenticate() -> None:
+def authenticate_device() -> None:
     """Every endpoint but enrolment needs a valid request signature from an active device."""
     if request.endpoint == "device_api.enroll":
         return
-    svc = services()
-    device_id = request_device_id(request.headers)
-    device = svc.devices.device(device_id)
-    if device is None or not device.active:
-        raise RequestAuthError(f"device {device_id} is unknown or disabled")
-    verify_request(device.public_key, request.method, request_target(), request.headers,
-                   request.get_data(cache=True), svc.clock(),
-                   max_skew=current_app.config["CLOCK_SKEW_SECONDS"])
-    g.device = device
-    svc.mark_seen(device_id)
+    g.device = request.environ.get(DEVICE_ENVIRON_KEY) or authenticate(  # NoChangePolls may have checked it
+        services(), request.environ, request.get_data(cache=True), current_app.config["CLOCK_SKEW_SECONDS"])
 
 
 @device_api.post("/enroll")
@@ -416,7 +461,12 @@ def keys():
 def updates(list_id: str):
     since = int_arg("since")
     wait = min(int_arg("wait", default=0), current_app.config["MAX_WAIT_SECONDS"])
-    registry = services().registry
+    svc = services()
+    if list_id in g.device.lists:  # a subscribed list exists: lists are never deleted
+        beat = current_heartbeat(svc, list_id, since, wait)
+        if beat is not None:
+            return _updates_response([(beat, b"")])
+    registry = svc.registry
     head = registry.current_version(list_id)  # UnknownList -> 404
     if list_id not in g.device.lists:
         raise Forbidden(f"device {g.device.device_id} is not subscribed to list {list_id!r}")
@@ -424,12 +474,45 @@ def updates(list_id: str):
         raise VersionAhead(f"list {list_id!r} is at version {head}; the device claims {since}: "
                            "fetch a snapshot with since=0")
     if since == head and wait > 0:
-        services().changes.wait_until(lambda: registry.current_version(list_id) != since, wait)
-    frames = _updates_with_heartbeat(registry, list_id, since)
-    response = Response(b"".join(frame_update(e, p) for e, p in frames), 200,
-                        mimetype="application/octet-stream")
+        svc.changes.wait_until(lambda: registry.current_version(list_id) != since, wait)
+    return _updates_response(_updates_with_heartbeat(registry, list_id, since))
+
+
+def _updates_response(frames: list[tuple[bytes, bytes | SnapshotPayload]]) -> Response:
+    if any(isinstance(p, SnapshotPayload) for _, p in frames):
+        response = _streamed_updates(frames)
+    else:
+        response = Response(b"".join(frame_update(e, p) for e, p in frames), 200,
+                            mimetype="application/octet-stream")
     response.headers[MIN_WAIT_HEADER] = str(current_app.config["MIN_WAIT_SECONDS"])
     response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _streamed_updates(frames: list[tuple[bytes, bytes | SnapshotPayload]]) -> Response:
+    """A snapshot answer: envelope first (the device verifies it before the payload), then the file, streamed.
+
+    The payload file is opened here, before the response starts, so a newer
+    build deleting its name cannot cut the stream short.
+    """
+    parts, length = [], 0
+    for envelope, payload in frames:
+        if isinstance(payload, SnapshotPayload):
+            parts.append((frame_update_head(envelope, payload.size), payload.open(), payload.size))
+            length += len(parts[-1][0]) + payload.size
+        else:
+            parts.append((frame_update(envelope, payload), None, 0))
+            length += len(parts[-1][0])
+
+    def body():
+        for head, handle, size in parts:
+            yield head
+            if handle is not None:
+                yield from snapshot_chunks(handle, size)
+
+    response = Response(body(), 200, mimetype="application/octet-stream", direct_passthrough=True)
+    response.headers["Content-Length"] = str(length)
+    response.call_on_close(lambda: [handle.close() for _, handle, _ in parts if handle is not None])
     return response
 
 

@@ -6,15 +6,17 @@ the seam (sync/fetcher.py); every trust decision is the pure
 
 1. **verify** envelope and payload against the pinned keys and the held state
    (signature before the payload is parsed: docs/envelope.md, steps 1-17);
-2. **decode** the payload (sync/wire.py) and **compute** the post-state
-   digest from the held lanes and the change, looking up in the store the
-   entries that removals and replacements take away (sync/digest.py);
-3. **confirm** the digest against the signed one *before* the store is
-   touched: ``apply_batch`` is one transaction, so "roll back" means never
-   committing. On a mismatch nothing is applied, the agent logs it loudly
-   and fetches a full snapshot (``?since=0``);
-4. **stage** the new state in sync.db, **apply** the batch, **commit** the
-   staged state (sync/agent_state.py explains the crash recovery).
+2. **decode** the payload (sync/wire.py) and start ``apply_batch``: one
+   store transaction, whose pass over the buckets works out the change and
+   hands back the entries that removals and replacements take away;
+3. **compute** the post-state digest from the held lanes and the change
+   (sync/digest.py) and **confirm** it against the signed one *before* the
+   store writes a bucket: ``apply_batch`` is one transaction, so "roll back"
+   means never committing. On a mismatch nothing is applied, the agent logs
+   it loudly and fetches a full snapshot (``?since=0``);
+4. **stage** the new state in sync.db, let the store write and **commit**,
+   then **commit** the staged state (sync/agent_state.py explains the crash
+   recovery).
 
 Pacing (issue 4, "Loop and pacing"): the first poll comes a random 0-60 s
 after start, the registry's ``X-Gatecheck-Min-Wait`` is honoured, and after
@@ -47,7 +49,15 @@ from appliance.snapshot_errors import SnapshotError
 from sync.agent_state import KIND_CERT, KIND_REVOCATION, AgentState, ListRecord
 from sync.digest import StateDigest
 from sync.envelope import Kind
-from sync.agent_snapshot import Download, check_disk, discard, download_payload, install_snapshot, read_answer
+from sync.agent_snapshot import (
+    Download,
+    check_disk,
+    discard,
+    download_payload,
+    install_snapshot,
+    read_answer,
+    remove_stale_downloads,
+)
 from sync.errors import BehindRegistry, DigestMismatch, MixAndMatch, PayloadHashMismatch, SyncError
 from sync.fetcher import FetchError, Fetcher, Response, open_stream
 from sync.framing import FRAME_CERT, FRAME_REVOCATION, parse_frames
@@ -262,6 +272,7 @@ class SyncAgent:
         """Bring one list to the registry's current version; returns the registry's Min-Wait."""
         report = report if report is not None else RunReport()
         record = self._held(list_id)
+        remove_stale_downloads(self.store.path.parent)
         want_snapshot = False
         progressed = False
         for _ in range(self.config.max_rounds):
@@ -364,22 +375,23 @@ class SyncAgent:
                 (env.list_id, env.from_version, env.to_version):
             raise MixAndMatch(f"payload is {decoded.list_id} {decoded.from_version}->{decoded.to_version}, "
                               f"its envelope {env.list_id} {env.from_version}->{env.to_version}")
-        # A removal, and an addition of a held token (which replaces it),
-        # take the held entry out of the digest: look up its metadata first.
-        touched = {*decoded.removes, *(e.token for e in decoded.adds)}
-        held = [e for e in self.store.lookup(touched) if e.list_id == list_id]
-        cleared = {*decoded.remove_clearances, *(c.token for c in decoded.add_clearances)}
-        held_clearances = [c for c in self.store.clearances(cleared) if c.list_id == list_id]
-        digest = StateDigest.from_bytes(record.lanes).apply(
-            adds=[*decoded.adds, *decoded.add_clearances], removes=[*held, *held_clearances])
-        new_state = self.trusted.confirm(record.state, update, digest.checksum())  # before any write
         info = self.store.get_list(list_id)
         batch = Batch(list_id, info.version, env.to_version, decoded.adds, decoded.removes,
                       decoded.add_clearances, decoded.remove_clearances, env.post_state_digest,
                       _utc(env.issued_at), _utc(env.valid_until))
-        self.state.stage(ListRecord(new_state, digest.to_bytes()))
+
+        def confirm(taken: list) -> None:
+            # A removal, and an addition of a held token (which replaces it),
+            # take the held entry out of the digest. apply_batch's bucket pass
+            # finds them (``taken``) and calls this before it writes a bucket:
+            # a mismatch raises here and nothing is committed.
+            digest = StateDigest.from_bytes(record.lanes).apply(
+                adds=[*decoded.adds, *decoded.add_clearances], removes=taken)
+            new_state = self.trusted.confirm(record.state, update, digest.checksum())
+            self.state.stage(ListRecord(new_state, digest.to_bytes()))
+
         try:
-            self.store.apply_batch(batch)
+            self.store.apply_batch(batch, before_commit=confirm)
         except BaseException:
             self.state.discard_staged(list_id)
             raise

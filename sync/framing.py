@@ -19,8 +19,12 @@ _U64 = struct.Struct(">Q")
 
 def frame_update(envelope: bytes, payload: bytes) -> bytes:
     """One signed update: its envelope and its payload (empty for a heartbeat)."""
-    return (struct.pack(">BI", FRAME_UPDATE, len(envelope)) + envelope
-            + _U64.pack(len(payload)) + payload)
+    return frame_update_head(envelope, len(payload)) + payload
+
+
+def frame_update_head(envelope: bytes, payload_size: int) -> bytes:
+    """An update frame up to its payload, for a payload streamed after it (a snapshot file)."""
+    return struct.pack(">BI", FRAME_UPDATE, len(envelope)) + envelope + _U64.pack(payload_size)
 
 
 def frame_key_statement(kind: int, data: bytes) -> bytes:
@@ -63,3 +67,61 @@ def parse_frames(body: bytes, *, max_envelope_bytes: int) -> list[tuple[int, byt
             pos += psize
         frames.append((kind, first, payload))
     return frames
+
+
+class FrameReader:
+    """Reads frames one at a time from a stream, so a payload can go to disk instead of memory.
+
+    ``read(n)`` returns up to n bytes (b"" at the end). ``next_frame()``
+    returns (kind, envelope-or-statement, payload size) or None at a clean
+    end; the caller then reads exactly that many payload bytes with
+    ``read_payload`` or ``payload_chunks`` before asking for the next frame.
+    The same refusals as parse_frames: a truncated or padded body, or an
+    unknown kind, is MalformedEnvelope.
+    """
+
+    def __init__(self, read, *, max_envelope_bytes: int) -> None:
+        self._read = read
+        self._max = max_envelope_bytes
+        self._owed = 0
+
+    def _exact(self, size: int, what: str) -> bytes:
+        parts, left = [], size
+        while left:
+            chunk = self._read(left)
+            if not chunk:
+                raise MalformedEnvelope(f"response is truncated inside {what}")
+            parts.append(chunk)
+            left -= len(chunk)
+        return b"".join(parts)
+
+    def next_frame(self) -> tuple[int, bytes, int] | None:
+        if self._owed:
+            raise MalformedEnvelope("the previous frame's payload was not read")
+        first = self._read(1)
+        if not first:
+            return None
+        kind = first[0]
+        if kind not in (FRAME_UPDATE, FRAME_CERT, FRAME_REVOCATION):
+            raise MalformedEnvelope(f"frame of unknown kind {kind}")
+        (size,) = _U32.unpack(self._exact(_U32.size, "a frame header"))
+        if size > self._max:
+            raise MalformedEnvelope(f"frame declares {size} bytes; the response is truncated or forged")
+        data = self._exact(size, "a frame")
+        if kind == FRAME_UPDATE:
+            (self._owed,) = _U64.unpack(self._exact(_U64.size, "a payload length"))
+        return kind, data, self._owed
+
+    def read_payload(self) -> bytes:
+        data = self._exact(self._owed, "a payload") if self._owed else b""
+        self._owed = 0
+        return data
+
+    def payload_chunks(self, chunk: int = 1 << 20):
+        """The current payload a chunk at a time (for a file on disk)."""
+        while self._owed:
+            data = self._read(min(chunk, self._owed))
+            if not data:
+                raise MalformedEnvelope(f"payload is truncated: {self._owed} bytes did not arrive")
+            self._owed -= len(data)
+            yield data

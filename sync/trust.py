@@ -43,7 +43,8 @@ class TrustConfig:
 
     max_envelope_bytes: int = MAX_ENVELOPE_BYTES
     max_delta_bytes: int = 16 * 1024 * 1024
-    max_snapshot_bytes: int = 2 * 1024 * 1024 * 1024
+    #: A 50 M-token snapshot is about 0.8 GiB (docs/wire-format.md); room for several times that.
+    max_snapshot_bytes: int = 4 * 1024 * 1024 * 1024
     #: How far the device clock may be off the registry's, in seconds.
     clock_skew_seconds: int = 300
 
@@ -109,6 +110,17 @@ class VerifiedUpdate:
         return self.envelope.kind is Kind.SNAPSHOT
 
 
+def _check_payload(envelope: Envelope, size: int, sha256: bytes) -> None:
+    """Steps 16-17: the payload is exactly the signed size and has the signed SHA-256."""
+    if size != envelope.payload_size:
+        raise PayloadHashMismatch(
+            f"payload is {size} bytes but the envelope signed {envelope.payload_size}: "
+            "truncated or padded download"
+        )
+    if not hmac.compare_digest(sha256, envelope.payload_sha256):
+        raise PayloadHashMismatch("payload SHA-256 differs from the signed envelope: tampered or corrupted")
+
+
 class TrustedSet:
     """Verifies updates for any number of lists under one key ring."""
 
@@ -161,14 +173,22 @@ class TrustedSet:
         limit = self.config.max_payload_bytes(envelope.kind)
         if len(payload_bytes) > limit:
             raise TooLarge(f"payload is {len(payload_bytes)} bytes, limit is {limit}")
-        if len(payload_bytes) != envelope.payload_size:
-            raise PayloadHashMismatch(
-                f"payload is {len(payload_bytes)} bytes but the envelope signed {envelope.payload_size}: "
-                "truncated or padded download"
-            )
-        if not hmac.compare_digest(hashlib.sha256(payload_bytes).digest(), envelope.payload_sha256):
-            raise PayloadHashMismatch("payload SHA-256 differs from the signed envelope: tampered or corrupted")
+        _check_payload(envelope, len(payload_bytes), hashlib.sha256(payload_bytes).digest())
         return VerifiedUpdate(envelope, payload_bytes, list_state)
+
+    def verify_streamed(self, list_state: TrustedListState, envelope_bytes: bytes, *, payload_size: int,
+                        payload_sha256: bytes, now: float) -> VerifiedUpdate:
+        """verify_update for a payload that went to disk: its size and SHA-256, taken while it arrived.
+
+        A snapshot of millions of entries is streamed to a file (bounded by
+        check_envelope's payload_size) and hashed on the way; the agent
+        reads it back only after this passes. ``payload`` of the result is None.
+        """
+        envelope = self.check_envelope(list_state, envelope_bytes, now=now)
+        if envelope.kind is Kind.HEARTBEAT:
+            raise PayloadHashMismatch("a heartbeat carries no payload, but one was supplied")
+        _check_payload(envelope, payload_size, payload_sha256)
+        return VerifiedUpdate(envelope, None, list_state)
 
     def confirm(self, list_state: TrustedListState, update: VerifiedUpdate, computed_digest: bytes) -> TrustedListState:
         """The new trusted state, once the applied state's digest equals the signed one.

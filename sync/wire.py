@@ -1,4 +1,4 @@
-"""The compact payload inside a signed envelope: one list's delta or full snapshot.
+"""The compact payload inside a signed envelope: one list's delta (N -> M).
 
 Issue 4 asks for at most 20 bytes on the wire per added entry and 14 per
 removal. Tokens travel as raw 12-byte strings (docs/token-layout.md); what
@@ -7,6 +7,10 @@ template, as appliance/snapshot_codec.py splits it) goes once into a
 metadata table, and entries are grouped by it, so an addition costs its
 token plus a varint case-number delta. The body is zlib-compressed only
 when that makes it smaller. The byte layout is docs/wire-format.md.
+
+Full-list snapshots used to be this format's type 0x02, decoded whole in
+memory; they are now format v2 (sync/snapshot_wire.py), streamed in token
+order, and type 0x02 is refused.
 
 Encoding is canonical: the same change gives the same bytes whatever order
 it is passed in, so a published delta can be rebuilt and cached byte for
@@ -31,6 +35,7 @@ from sync.identity import TOKEN_BYTES
 MAGIC = b"GCW1"
 FLAG_ZLIB = 0x01
 TYPE_DELTA = 0x01
+#: Retired: a v1 snapshot. Refused by the decoder (snapshots are sync/snapshot_wire.py's).
 TYPE_SNAPSHOT = 0x02
 #: A decompressed body may be at most this many times the wire bytes allowed.
 #: Tokens are incompressible, so real payloads shrink by far less; a zlib
@@ -61,7 +66,7 @@ class WireError(SyncError):
 
 @dataclass(frozen=True)
 class DecodedDelta:
-    """A decoded payload, in canonical order. A snapshot has from_version 0 and no removals."""
+    """A decoded delta, in canonical order."""
 
     list_id: str
     from_version: int
@@ -70,7 +75,6 @@ class DecodedDelta:
     removes: tuple[bytes, ...] = ()
     add_clearances: tuple[Clearance, ...] = ()
     remove_clearances: tuple[bytes, ...] = ()
-    snapshot: bool = False
 
     def batch(self, *, state_digest: bytes = b"", signed_at: datetime | None = None,
               valid_until: datetime | None = None) -> Batch:
@@ -246,12 +250,6 @@ def encode_delta(list_id: str, from_version: int, to_version: int, adds: Sequenc
                    add_clearances, remove_clearances)
 
 
-def encode_snapshot(list_id: str, version: int, entries: Sequence[Entry],
-                    clearances: Sequence[Clearance] = ()) -> bytes:
-    """The payload of a whole list at ``version`` (a delta from the empty list, version 0)."""
-    return _encode(TYPE_SNAPSHOT, list_id, 0, version, entries, (), clearances, ())
-
-
 # -- decoding ---------------------------------------------------------------
 
 
@@ -425,7 +423,7 @@ def _body(data: bytes, max_bytes: int, max_body_bytes: int | None) -> bytes:
 
 def decode_payload(data: bytes, *, max_bytes: int, max_entries: int,
                    max_body_bytes: int | None = None) -> DecodedDelta:
-    """Decode a delta or a snapshot payload; every failure is a WireError.
+    """Decode a delta payload; every failure is a WireError.
 
     ``max_bytes`` bounds the wire bytes, ``max_entries`` the records of all
     sections together, and ``max_body_bytes`` (default MAX_EXPANSION x
@@ -435,7 +433,9 @@ def decode_payload(data: bytes, *, max_bytes: int, max_entries: int,
     body = _body(data, max_bytes, max_body_bytes)
     reader = _Reader(body)
     kind = reader.byte("payload type")
-    if kind not in (TYPE_DELTA, TYPE_SNAPSHOT):
+    if kind == TYPE_SNAPSHOT:
+        raise WireError("a v1 snapshot payload (type 0x02) is no longer accepted: snapshots are format v2")
+    if kind != TYPE_DELTA:
         raise WireError(f"unknown payload type 0x{kind:02x}")
     list_id = reader.text("list id")
     if not list_id:
@@ -460,28 +460,10 @@ def decode_payload(data: bytes, *, max_bytes: int, max_entries: int,
     remove_clearances = _read_bare(reader, budget, "clearance removals")
     if reader.left():
         raise WireError(f"{reader.left()} bytes after the end of the payload")
-    snapshot = kind == TYPE_SNAPSHOT
-    if snapshot and (from_version != 0 or removes or remove_clearances):
-        raise WireError("a snapshot starts at version 0 and removes nothing")
-    return DecodedDelta(list_id, from_version, to_version, adds, removes, add_clearances,
-                        remove_clearances, snapshot)
+    return DecodedDelta(list_id, from_version, to_version, adds, removes, add_clearances, remove_clearances)
 
 
 def decode_delta(data: bytes, *, max_bytes: int, max_entries: int,
                  max_body_bytes: int | None = None) -> DecodedDelta:
-    """Decode a delta payload; a snapshot payload is refused."""
-    decoded = decode_payload(data, max_bytes=max_bytes, max_entries=max_entries,
-                             max_body_bytes=max_body_bytes)
-    if decoded.snapshot:
-        raise WireError("expected a delta payload, got a snapshot")
-    return decoded
-
-
-def decode_snapshot(data: bytes, *, max_bytes: int, max_entries: int,
-                    max_body_bytes: int | None = None) -> DecodedDelta:
-    """Decode a full-list snapshot payload; a delta payload is refused."""
-    decoded = decode_payload(data, max_bytes=max_bytes, max_entries=max_entries,
-                             max_body_bytes=max_body_bytes)
-    if not decoded.snapshot:
-        raise WireError("expected a snapshot payload, got a delta")
-    return decoded
+    """Decode a delta payload (the name the agent uses; the same as decode_payload)."""
+    return decode_payload(data, max_bytes=max_bytes, max_entries=max_entries, max_body_bytes=max_body_bytes)

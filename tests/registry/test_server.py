@@ -278,8 +278,9 @@ def test_unknown_device_is_401(app, root_public):
     assert response.status_code == 401 and "unknown" in error_of(response)["message"]
 
 
-def test_disabled_device_is_401(device, data_dir):
+def test_disabled_device_is_401_once_the_status_interval_has_passed(app, device, data_dir):
     cli("device", "disable", "--data-dir", data_dir, device.device_id)
+    time.sleep(app.config["DEVICE_STATUS_SECONDS"])  # the server re-reads device status this often
     assert device.request("GET", "/v1/keys").status_code == 401
 
 

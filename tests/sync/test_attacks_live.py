@@ -210,7 +210,8 @@ def test_truncated_download_applies_nothing(live_registry, device, proxy, on_the
         return dataclasses.replace(answer, body=short, declared_length=len(answer.body) if on_the_wire else None)
 
     proxy.tamper = cut
-    stderr = refused(device, "truncated" if not on_the_wire else "")
+    cut_reason = "the connection broke before the whole answer arrived" if on_the_wire else "truncated"
+    stderr = refused(device, cut_reason)
     assert len([line for line in stderr.splitlines() if line.startswith("error:")]) == 1
     assert held(device) == before
     assert verdict(device, person(2)[1]) == "CLEAR"

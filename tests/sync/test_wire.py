@@ -1,4 +1,7 @@
-"""The delta/snapshot payload: exact round trips, canonical bytes, bounded sizes, and only WireError on bad input."""
+"""The delta payload: exact round trips, canonical bytes, bounded sizes, and only WireError on bad input.
+
+Snapshots are format v2 (tests/sync/test_snapshot_wire.py).
+"""
 
 import os
 import random
@@ -20,9 +23,7 @@ from sync.wire import (
     WireError,
     decode_delta,
     decode_payload,
-    decode_snapshot,
     encode_delta,
-    encode_snapshot,
     _varint,
     join_reference,
     split_reference,
@@ -77,7 +78,6 @@ def test_delta_round_trips_exactly_as_a_set(delta):
     assert Counter(decoded.removes) == Counter(removes)
     assert Counter(decoded.add_clearances) == Counter(add_c)
     assert Counter(decoded.remove_clearances) == Counter(remove_c)
-    assert not decoded.snapshot
 
 
 @SETTINGS
@@ -90,19 +90,10 @@ def test_the_same_change_in_any_order_gives_the_same_bytes(delta, seed):
     assert encode_delta(list_id, start, end, *shuffled) == encode_delta(*delta)
 
 
-@SETTINGS
-@given(delta=deltas())
-def test_snapshot_round_trips_and_is_told_apart_from_a_delta(delta):
-    _, _, version, adds, _, clearances, _ = delta
-    data = encode_snapshot(LIST, version, adds, clearances)
-    decoded = decode_snapshot(data, **BIG)
-    assert decoded.snapshot and decoded.from_version == 0 and decoded.to_version == version
-    assert Counter(decoded.adds) == Counter(adds) and Counter(decoded.add_clearances) == Counter(clearances)
-    assert decoded.removes == () and decoded.remove_clearances == ()
-    with pytest.raises(WireError, match="got a snapshot"):
-        decode_delta(data, **BIG)
-    with pytest.raises(WireError, match="got a delta"):
-        decode_snapshot(encode_delta(LIST, 0, version, adds, ()), **BIG)
+def test_a_v1_snapshot_payload_type_is_refused_as_retired():
+    body = b"\x02" + b"\x03nfl" + b"\x00\x01" + b"\x00" * 4
+    with pytest.raises(WireError, match="no longer accepted"):
+        decode_delta(MAGIC + b"\x00" + _varint(len(body)) + body, **BIG)
 
 
 @SETTINGS
@@ -128,7 +119,7 @@ def _realistic_payloads():
         encode_delta(LIST, 1, 2, adds, [os.urandom(12) for _ in range(50)],
                      [Clearance(os.urandom(12), LIST, "RDN-000017", date(2026, 1, 1))], [os.urandom(12)]),
         encode_delta(LIST, 1, 2, [], [bytes(range(12)), bytes(range(12, 24))]),  # stored, not compressed
-        encode_snapshot(LIST, 9, adds),
+        encode_delta(LIST, 0, 9, adds, ()),
     ]
 
 
@@ -139,7 +130,7 @@ def test_fixtures_cover_both_stored_and_compressed_bodies():
     assert {p[len(MAGIC)] for p in PAYLOADS} == {0, FLAG_ZLIB}
 
 
-@pytest.mark.parametrize("payload", PAYLOADS, ids=["delta", "small", "snapshot"])
+@pytest.mark.parametrize("payload", PAYLOADS, ids=["delta", "small", "additions"])
 def test_every_truncation_raises_wire_error_only(payload):
     for cut in range(len(payload)):
         with pytest.raises(WireError):
