@@ -336,6 +336,13 @@ class ReportQueue:
                                        evidence.c.size).where(evidence.c.report_id == report_id)).all()
         return [r._asdict() for r in rows]
 
+    def evidence_file(self, report_id: str, evidence_id: int) -> tuple[str, str, bytes] | None:
+        """(filename, content type, bytes) of one evidence file of this report."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(evidence.c.filename, evidence.c.content_type, evidence.c.data).where(and_(
+                evidence.c.report_id == report_id, evidence.c.evidence_id == evidence_id))).first()
+        return None if row is None else (row.filename, row.content_type, bytes(row.data))
+
     # -- deciding ------------------------------------------------------------------
 
     def accept(self, report_id: str, *, reviewer: str, days: int | None = None, permanent: bool = False,

@@ -331,6 +331,9 @@ def create_app(config: Mapping | None = None) -> Flask:
     app.register_error_handler(RegistryError, _registry_error)
     app.register_error_handler(RequestAuthError, _auth_error)
     app.register_error_handler(Exception, _internal_error)
+    from registry.web import init_ui  # the people's pages (issue 5), on the same app
+
+    init_ui(app, engine, data_dir=Path(app.config["DATA_DIR"]) if app.config.get("DATA_DIR") else None)
     return app
 
 
@@ -365,6 +368,13 @@ def error_response(status: int, code: str, message: str) -> Response:
 
 
 def _http_error(exc: HTTPException) -> Response:
+    from registry.web import CSRFError, is_page_request, render_error
+
+    if is_page_request():
+        if isinstance(exc, CSRFError):
+            return render_error(400, "Form expired", "The form was open too long or came from another site. "
+                                                     "Go back, reload the page and try again.")
+        return render_error(exc.code or 500, exc.name, exc.description or exc.name)
     code = (exc.name or "error").lower().replace(" ", "_")
     response = error_response(exc.code or 500, code, exc.description or exc.name)
     if exc.code == 405 and exc.valid_methods:
@@ -385,7 +395,12 @@ def _auth_error(exc: RequestAuthError) -> Response:
 
 
 def _internal_error(exc: Exception) -> Response:
-    log.exception("unhandled error in the registry API")
+    from registry.web import is_page_request, render_error
+
+    log.exception("unhandled error in the registry")
+    if is_page_request():
+        return render_error(500, "Something went wrong", "The registry could not answer. It has been logged; "
+                                                          "try again, and tell IT if it keeps happening.")
     return error_response(500, "internal_error", "the registry failed to answer; see its log")
 
 

@@ -11,6 +11,7 @@ import re
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
 from wtforms import DateField, HiddenField, PasswordField, SelectField, StringField, TextAreaField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, Optional, Regexp, ValidationError
 
 #: Closed list of incident categories for "flag a passenger" (code, label).
@@ -38,6 +39,11 @@ _COUNTRY = Regexp(r"^[A-Za-z]{3}$", message="three-letter country code, e.g. UTO
 _FLIGHT = re.compile(r"^[A-Z0-9]{2}[A-Z]? ?[0-9]{1,4}[A-Z]?$")
 
 
+def options(pairs) -> list[SelectChoice]:
+    """(value, label) pairs as the <option>s of a SelectField."""
+    return [SelectChoice(value, label) for value, label in pairs]
+
+
 class SignInForm(FlaskForm):
     operator = StringField("Operator", validators=[DataRequired(), Length(max=64)])
     pin = PasswordField("PIN", validators=[DataRequired(), Length(min=4, max=32)])
@@ -50,7 +56,7 @@ class SignOutForm(FlaskForm):
 class ManualEntryForm(FlaskForm):
     """A document typed in when no barcode or MRZ reads (channel "manual")."""
 
-    document_class = SelectField("Document type", choices=DOCUMENT_TYPES, validators=[DataRequired()])
+    document_class = SelectField("Document type", choices=options(DOCUMENT_TYPES), validators=[DataRequired()])
     issuing_country = StringField("Issuing country", validators=[DataRequired(), _COUNTRY])
     issuing_authority = StringField("State / province (licences)",
                                     validators=[Optional(), Regexp(r"^[A-Za-z0-9]{1,3}$",
@@ -85,7 +91,7 @@ class FlagForm(FlaskForm):
 
     report_id = HiddenField(validators=[DataRequired()])
     scan_seq = HiddenField()
-    category = SelectField("Category", choices=[("", "Choose a category")] + list(FLAG_CATEGORIES),
+    category = SelectField("Category", choices=options([("", "Choose a category"), *FLAG_CATEGORIES]),
                            validators=[DataRequired(message="choose a category")])
     narrative = TextAreaField("What happened", validators=[
         DataRequired(), Length(min=20, max=4000, message="describe what happened (20 to 4000 characters)")])
@@ -94,7 +100,7 @@ class FlagForm(FlaskForm):
     surname = StringField("Surname", validators=[DataRequired(), Length(max=80)])
     given_names = StringField("Given names", validators=[Optional(), Length(max=120)])
     date_of_birth = DateField("Date of birth", validators=[Optional()])
-    document_class = SelectField("Document type", choices=[("", "—")] + list(DOCUMENT_TYPES),
+    document_class = SelectField("Document type", choices=options([("", "—"), *DOCUMENT_TYPES]),
                                  validators=[Optional()])
     issuing_country = StringField("Issuing country", validators=[Optional(), _COUNTRY])
     document_number = StringField("Document number", validators=[Optional(), Length(max=40)])

@@ -1,0 +1,120 @@
+"""The registry's web UI for people: sign-in, dashboard, and (issue 5) the workflows.
+
+``init_ui(app)`` adds it to the registry app that registry/server.py builds,
+after the device API, so one gunicorn service serves both. The pages are
+server-rendered templates; forms carry CSRF tokens (flask-wtf) except on the
+device API, which signs every request instead.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from flask import Flask, render_template, request
+from flask_wtf.csrf import CSRFError, CSRFProtect
+from sqlalchemy import Engine, select
+
+from registry import db
+from registry.accounts import Accounts
+from registry.audit import AuditLog
+from registry.devices import DeviceRegistry
+from registry.reports import ReportQueue
+from registry.web import access
+from registry.web.throttle import LoginThrottle
+
+csrf = CSRFProtect()
+SECRET_FILE = "web-secret"
+SESSION_HOURS = 8
+
+
+@dataclass
+class UiServices:
+    """What the pages work with; one per app, in ``app.extensions["gatecheck_ui"]``."""
+
+    engine: Engine
+    accounts: Accounts
+    audit: AuditLog
+    throttle: LoginThrottle
+    devices: DeviceRegistry
+    reports: ReportQueue
+
+    def list_summaries(self) -> list[dict]:
+        """Every list with its version and published token count, for the dashboard."""
+        l, v = db.lists.c, db.versions.c
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(l.list_id, l.name, l.authority, l.current_version, v.token_count, v.published_at)
+                .select_from(db.lists.outerjoin(db.versions, (v.list_id == l.list_id)
+                                                & (v.version == l.current_version)))
+                .order_by(l.list_id)).all()
+        return [row._asdict() for row in rows]
+
+
+def secret_key(data_dir: Path) -> str:
+    """The session-signing key, made once per data directory (0600) and shared by every process."""
+    from appliance.private_files import FILE_MODE
+
+    path = data_dir / SECRET_FILE
+    try:
+        fd = path.open("x")  # exclusive: two processes starting at once make one key
+    except FileExistsError:
+        return path.read_text().strip()
+    with fd:
+        path.chmod(FILE_MODE)
+        fd.write(secrets.token_hex(32))
+    return path.read_text().strip()
+
+
+def init_ui(app: Flask, engine: Engine, *, data_dir: Path | None = None) -> None:
+    """Register the people's pages on the registry app and lock every route to its declared access."""
+    from registry.web import auth, pages, report_pages
+
+    if not app.config.get("SECRET_KEY"):
+        # Without a data directory (an app configured piece by piece, as in
+        # tests) the key lives as long as the process: sessions end at restart.
+        app.config["SECRET_KEY"] = secret_key(data_dir) if data_dir is not None else secrets.token_hex(32)
+    app.config.setdefault("SESSION_COOKIE_NAME", "gatecheck_registry")
+    app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
+    app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
+    # Behind the TLS terminator that a deployment puts in front, set this True.
+    app.config.setdefault("SESSION_COOKIE_SECURE", False)
+    app.config.setdefault("PERMANENT_SESSION_LIFETIME", timedelta(hours=SESSION_HOURS))
+    audit = AuditLog(engine)
+    # Decisions publish through the device API's registry, so waiting long-polls wake at once.
+    registry = app.extensions["gatecheck_registry"].registry
+    app.extensions["gatecheck_ui"] = UiServices(engine, Accounts(engine, audit), audit, LoginThrottle(engine),
+                                                DeviceRegistry(engine), ReportQueue(engine, registry, audit))
+    csrf.init_app(app)
+    for name in access.DEVICE_BLUEPRINTS & app.blueprints.keys():
+        csrf.exempt(app.blueprints[name])  # devices sign each request; they have no session to forge
+    auth.login_manager.init_app(app)
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(pages.bp)
+    app.register_blueprint(report_pages.bp)
+    app.request_class = report_pages.UploadAwareRequest
+    access.install(app)
+
+    @app.template_filter("utc")
+    def _utc(seconds: int) -> str:
+        return datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%d %H:%M")
+
+    @app.context_processor
+    def _forms():
+        from registry.web.forms import LogoutForm
+
+        return {"logout_form": LogoutForm(formdata=None)}  # never reads the body: error pages render it too
+
+
+def is_page_request() -> bool:
+    """True for the people's pages (HTML errors), False for the device API (JSON errors)."""
+    return not request.path.startswith("/v1/")
+
+
+def render_error(status: int, title: str, message: str):
+    return render_template("ui/error.html", status=status, title=title, message=message), status
+
+
+__all__ = ["init_ui", "is_page_request", "render_error", "CSRFError"]

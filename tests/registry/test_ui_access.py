@@ -1,0 +1,185 @@
+"""Every registry route against every role and anonymous access; sign-in, CSRF and throttling.
+
+The app is the real one (registry/server.py's factory with the people's
+pages), on a registry data directory made by `gatecheck registry init`.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+
+import pytest
+from click.testing import CliRunner
+from flask import Flask
+
+from appliance.records import Action
+from registry.accounts import Accounts, Role
+from registry.reports import Evidence, Identity
+from registry.review_policy import AVIATION_CATEGORIES, ListPolicy
+from registry.cli import registry as registry_cli
+from registry.server import create_app
+from registry.web import access
+from registry.web.throttle import MAX_PER_ACCOUNT
+
+PASSWORD = "a long enough passphrase"
+#: What each people's route must allow: a change here is a deliberate access decision.
+REPORTER, REVIEWER = frozenset({Role.REPORTER}), frozenset({Role.REVIEWER})
+EXPECTED = {
+    "ui_auth.login": access.PUBLIC,
+    "ui_auth.logout": frozenset(Role),
+    "ui_pages.dashboard": frozenset(Role),
+    "ui_reports.new_report": REPORTER,
+    "ui_reports.my_reports": REPORTER,
+    "ui_reports.review_queue": REVIEWER,
+    "ui_reports.review_report": REVIEWER,
+    "ui_reports.accept": REVIEWER,
+    "ui_reports.reject": REVIEWER,
+    "ui_reports.evidence": REVIEWER,
+}
+REPORT = "RPT-MATRIX-1"
+#: How each route is called in the matrix (method, path).
+CALLS = {"ui_auth.login": ("GET", "/login"), "ui_auth.logout": ("POST", "/logout"),
+         "ui_pages.dashboard": ("GET", "/"), "ui_reports.new_report": ("GET", "/reports/new"),
+         "ui_reports.my_reports": ("GET", "/reports/mine"), "ui_reports.review_queue": ("GET", "/review"),
+         "ui_reports.review_report": ("GET", f"/review/{REPORT}"),
+         "ui_reports.accept": ("POST", f"/review/{REPORT}/accept"),
+         "ui_reports.reject": ("POST", f"/review/{REPORT}/reject"),
+         "ui_reports.evidence": ("GET", f"/review/{REPORT}/evidence/1")}
+
+
+@pytest.fixture
+def app(tmp_path) -> Flask:
+    data_dir = tmp_path / "registry"
+    assert CliRunner().invoke(registry_cli, ["init", "--data-dir", str(data_dir)]).exit_code == 0
+    app = create_app({"DATA_DIR": str(data_dir)})
+    app.config["TESTING"] = True
+    ui = app.extensions["gatecheck_ui"]
+    accounts: Accounts = ui.accounts
+    for role in Role:
+        accounts.create_user(role.value.replace("_", "-"), PASSWORD, roles=[role], by="admin")
+    app.extensions["gatecheck_registry"].registry.create_list(
+        "da-ban", name="Demo Air ban", authority="Demo Air", legal_basis="Conditions of carriage",
+        scopes=["air_travel"], default_action=Action.DENY, by="admin")
+    ui.reports.set_policy(ListPolicy("da-ban", AVIATION_CATEGORIES), by="list-admin")
+    ui.reports.file(reporter="someone-else", list_id="da-ban", category="smoking_on_board", report_id=REPORT,
+                    identity=Identity("Eriksson", "Anna", date(1970, 5, 17)), trip="DA 1", trip_date=date(2026, 11, 1),
+                    narrative="Smoked in the lavatory.", attachments=[Evidence("log.pdf", b"%PDF-1.4 test")])
+    return app
+
+
+def csrf_token(client, path: str = "/login") -> str:
+    page = client.get(path).get_data(as_text=True)
+    return re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
+
+
+def sign_in(client, username: str, password: str = PASSWORD, **query):
+    return client.post("/login", query_string=query,
+                       data={"username": username, "password": password, "csrf_token": csrf_token(client)})
+
+
+def people_routes(app: Flask) -> list[str]:
+    return sorted(e for e in app.view_functions if access.access_of(app, e) not in (access.DEVICE,)
+                  and not e.endswith("static"))
+
+
+def test_every_view_declares_its_access_and_the_expected_table_covers_them(app):
+    assert access.undeclared(app) == []
+    assert people_routes(app) == sorted(EXPECTED)
+    for endpoint, expected in EXPECTED.items():
+        assert access.access_of(app, endpoint) == expected, endpoint
+
+
+def test_an_undeclared_view_stops_the_app_from_starting():
+    app = Flask(__name__)
+    app.add_url_rule("/forgotten", "forgotten", lambda: "open by omission")
+    with pytest.raises(RuntimeError, match="without an access declaration: forgotten"):
+        access.install(app)
+
+
+@pytest.mark.parametrize("who", [None, *Role], ids=lambda r: "anonymous" if r is None else r.value)
+def test_route_matrix_every_route_for_every_role(app, who):
+    for endpoint in people_routes(app):
+        client = app.test_client()
+        if who is not None:
+            assert sign_in(client, who.value.replace("_", "-")).status_code == 302
+        method, path = CALLS[endpoint]
+        data = {"csrf_token": csrf_token(client, "/login" if who is None else "/")} if method == "POST" else None
+        response = client.open(path, method=method, data=data)
+        declared = EXPECTED[endpoint]
+        if declared == access.PUBLIC:
+            assert response.status_code in (200, 302), (endpoint, who)
+        elif who is None:
+            assert response.status_code == 302 and "/login?next=" in response.headers["Location"], endpoint
+        elif who in declared:
+            assert response.status_code in (200, 302), (endpoint, who, response.status_code)
+            assert "/login?next" not in response.headers.get("Location", "")
+        else:
+            assert response.status_code == 403, (endpoint, who)
+
+
+def test_sign_in_without_a_csrf_token_is_refused(app):
+    client = app.test_client()
+    response = client.post("/login", data={"username": "reviewer", "password": PASSWORD})
+    assert response.status_code == 400
+    assert client.get("/").status_code == 302  # not signed in
+
+
+def test_a_wrong_password_says_so_in_one_line_and_a_right_one_signs_in(app):
+    client = app.test_client()
+    refused = sign_in(client, "reviewer", "not the password at all")
+    assert refused.status_code == 401 and "User name or password is wrong." in refused.get_data(as_text=True)
+    assert sign_in(client, "reviewer").status_code == 302
+    page = client.get("/").get_data(as_text=True)
+    assert "Dashboard" in page and "reviewer" in page
+
+
+def test_repeated_wrong_passwords_lock_the_account_for_a_while_even_for_the_right_one(app):
+    client = app.test_client()
+    for _ in range(MAX_PER_ACCOUNT):
+        assert sign_in(client, "auditor", "guess number something").status_code == 401
+    locked = sign_in(client, "auditor")
+    assert locked.status_code == 429
+    assert re.search(r"Too many failed sign-ins\. Try again in \d+ minutes?\.", locked.get_data(as_text=True))
+    assert sign_in(app.test_client(), "reviewer").status_code == 302  # another account is not locked
+
+
+def test_the_next_parameter_never_leaves_the_site(app):
+    client = app.test_client()
+    response = sign_in(client, "reviewer", next="//attacker.invalid/phish")
+    assert response.headers["Location"] == "/"
+
+
+def test_a_disabled_user_is_signed_out_on_the_next_request(app):
+    client = app.test_client()
+    assert sign_in(client, "reporter").status_code == 302
+    assert client.get("/").status_code == 200
+    app.extensions["gatecheck_ui"].accounts.disable("reporter", by="admin", reason="left")
+    assert client.get("/").status_code == 302
+
+
+def test_the_device_api_keeps_json_errors_and_needs_no_csrf_token(app):
+    response = app.test_client().post("/v1/enroll", json={"code": "nope"})
+    assert response.status_code in (400, 403) and response.is_json
+    assert response.get_json()["error"]["message"]
+
+
+def test_an_unknown_page_is_an_html_page_not_json(app):
+    client = app.test_client()
+    assert sign_in(client, "reviewer").status_code == 302
+    response = client.get("/no-such-page")
+    assert response.status_code == 404 and response.mimetype == "text/html"
+
+
+def test_a_forbidden_page_tells_the_user_which_role_it_needs(app):
+    from registry.web.access import roles_required
+
+    @roles_required(Role.LIST_ADMIN)
+    def imports():
+        return "imports"
+
+    app.add_url_rule("/imports-probe", "imports_probe", imports)
+    client = app.test_client()
+    assert sign_in(client, "reviewer").status_code == 302
+    response = client.get("/imports-probe")
+    assert response.status_code == 403 and "needs the role: list_admin" in response.get_data(as_text=True)
