@@ -464,31 +464,43 @@ class SyncAgent:
     # -- outbox ----------------------------------------------------------------
 
     def _send_outbox(self, report: RunReport) -> None:
-        """POST each pending report until the registry acknowledges it (idempotent by id)."""
-        for item in self.outbox.pending(self.config.outbox_batch):
-            if self.stop.is_set():
+        """POST pending reports, a batch at a time, until the outbox is empty (idempotent by id).
+
+        A report the registry refuses stays pending and the run moves on to
+        the others in its batch; then the run stops sending, so a refused
+        report is retried next run instead of in a tight loop.
+        """
+        while not self.stop.is_set():
+            batch = self.outbox.pending(self.config.outbox_batch)
+            if not batch or not all([self._send_report(item, report) for item in batch]):
                 return
-            body = json.dumps({"report_id": item.report_id, "report": item.report},
-                              ensure_ascii=False, sort_keys=True).encode("utf-8")
-            try:
-                response = self.fetcher.fetch("POST", "/v1/incidents", body=body,
-                                              headers={"Content-Type": "application/json"},
-                                              max_bytes=self.config.max_answer_bytes)
-            except FetchError as exc:
-                self.outbox.mark_failed(item.report_id, exc.message)
-                raise
-            answer = _json(response)
-            if (response.status == 200 and answer.get("status") == "acknowledged"
-                    and answer.get("report_id") == item.report_id):
-                self.outbox.mark_acknowledged(item.report_id)
-                report.acknowledged.append(item.report_id)
-                continue
-            reason = f"POST /v1/incidents: HTTP {response.status}: {_error_of(response)}"
-            if response.status == 409:
-                reason = f"report {item.report_id}: the registry holds different content under this id"
-                log.error("%s", reason)
-            self.outbox.mark_failed(item.report_id, reason)
-            report.errors.append(reason)
+
+    def _send_report(self, item, report: RunReport) -> bool:
+        """One report; True when the registry acknowledged it (False also when a stop came first)."""
+        if self.stop.is_set():
+            return False
+        body = json.dumps({"report_id": item.report_id, "report": item.report},
+                          ensure_ascii=False, sort_keys=True).encode("utf-8")
+        try:
+            response = self.fetcher.fetch("POST", "/v1/incidents", body=body,
+                                          headers={"Content-Type": "application/json"},
+                                          max_bytes=self.config.max_answer_bytes)
+        except FetchError as exc:
+            self.outbox.mark_failed(item.report_id, exc.message)
+            raise
+        answer = _json(response)
+        if (response.status == 200 and answer.get("status") == "acknowledged"
+                and answer.get("report_id") == item.report_id):
+            self.outbox.mark_acknowledged(item.report_id)
+            report.acknowledged.append(item.report_id)
+            return True
+        reason = f"POST /v1/incidents: HTTP {response.status}: {_error_of(response)}"
+        if response.status == 409:
+            reason = f"report {item.report_id}: the registry holds different content under this id"
+            log.error("%s", reason)
+        self.outbox.mark_failed(item.report_id, reason)
+        report.errors.append(reason)
+        return False
 
 
 def _json(response: Response) -> dict:

@@ -381,6 +381,24 @@ def test_sync_status_shows_last_success_versions_and_next_poll(world):
     assert "list nfl: version 1" in result.output and "next poll:" in result.output
 
 
+def test_a_backlog_larger_than_one_batch_is_sent_in_one_run(world):
+    ids = [world.outbox.enqueue({"kind": "suspicious", "narrative": f"report {i}"}) for i in range(8)]
+    report = world.agent(outbox_batch=3).run_once()
+    assert report.ok and sorted(report.acknowledged) == sorted(ids)
+    assert world.outbox.depth() == 0
+
+
+def test_a_refused_report_stops_the_run_without_a_tight_loop_and_the_others_still_go(world):
+    ids = [world.outbox.enqueue({"kind": "suspicious", "narrative": f"report {i}"}) for i in range(5)]
+    world.devices.record_incident(world.device_id, ids[1], {"kind": "other content under the same id"})
+    agent = world.agent(outbox_batch=3)
+    first = agent.run_once()
+    assert not first.ok and first.errors == [f"report {ids[1]}: the registry holds different content under this id"]
+    assert first.acknowledged == [ids[0], ids[2]]  # the rest of the refused report's batch still went
+    second = agent.run_once()
+    assert second.acknowledged == [ids[3], ids[4]] and world.outbox.state(ids[1]) != "acknowledged"
+
+
 def test_the_agent_reports_its_health_to_the_registry_once_per_interval(world):
     world.list_traveller()
     agent = world.agent(health_interval=300)
