@@ -491,7 +491,7 @@ class Registry:
 
     # -- serving -------------------------------------------------------------
 
-    def updates_since(self, list_id: str, version: int, *, max_bytes: int | None = None,
+    def updates_since(self, list_id: str, version: int, *, max_bytes: int | None = None, full: bool = False,
                       now: float | None = None) -> list[tuple[bytes, bytes | SnapshotPayload]]:
         """(envelope, payload) pairs that take a device from ``version`` to the head.
 
@@ -501,6 +501,9 @@ class Registry:
         current key, at most ``max_chain_deltas`` long, within ``max_bytes``
         and smaller than a snapshot would be; otherwise one signed snapshot.
         Empty when the device is current (answer with ``heartbeat``).
+        ``full`` asks for the snapshot whatever the device holds: how a device
+        whose state failed its digest check starts over (a chain cannot
+        replace a state, it only moves one).
         """
         at = self._now(now)
         limit = self.config.max_response_bytes if max_bytes is None else max_bytes
@@ -511,6 +514,8 @@ class Registry:
                 raise VersionAhead(f"version must be a non-negative integer, got {version!r}")
             if version > head:
                 raise VersionAhead(f"list {list_id!r} is at version {head}; the device claims {version}")
+            if full:
+                return [self.snapshot(list_id, now=at)]
             if version == head:
                 return []
             count = conn.execute(select(db.versions.c.token_count).where(and_(

@@ -476,8 +476,11 @@ def keys():
 def updates(list_id: str):
     since = int_arg("since")
     wait = min(int_arg("wait", default=0), current_app.config["MAX_WAIT_SECONDS"])
+    full = int_arg("full", default=0)
+    if full > 1:
+        raise BadInput("query parameter 'full' must be 0 or 1")
     svc = services()
-    if list_id in g.device.lists:  # a subscribed list exists: lists are never deleted
+    if list_id in g.device.lists and not full:  # a subscribed list exists: lists are never deleted
         beat = current_heartbeat(svc, list_id, since, wait)
         if beat is not None:
             return _updates_response([(beat, b"")])
@@ -487,10 +490,10 @@ def updates(list_id: str):
         raise Forbidden(f"device {g.device.device_id} is not subscribed to list {list_id!r}")
     if since > head:
         raise VersionAhead(f"list {list_id!r} is at version {head}; the device claims {since}: "
-                           "fetch a snapshot with since=0")
-    if since == head and wait > 0:
+                           "fetch a snapshot with since=0&full=1")
+    if since == head and wait > 0 and not full:
         svc.changes.wait_until(lambda: registry.current_version(list_id) != since, wait)
-    return _updates_response(_updates_with_heartbeat(registry, list_id, since))
+    return _updates_response(_updates_with_heartbeat(registry, list_id, since, full=bool(full)))
 
 
 def _updates_response(frames: list[tuple[bytes, bytes | SnapshotPayload]]) -> Response:
@@ -531,7 +534,8 @@ def _streamed_updates(frames: list[tuple[bytes, bytes | SnapshotPayload]]) -> Re
     return response
 
 
-def _updates_with_heartbeat(registry: Registry, list_id: str, since: int) -> list[tuple[bytes, bytes]]:
+def _updates_with_heartbeat(registry: Registry, list_id: str, since: int, *,
+                            full: bool = False) -> list[tuple[bytes, bytes]]:
     """Deltas or a snapshot up to the head, ending with a heartbeat for the version they reach.
 
     Only heartbeats prove freshness (docs/envelope.md), so every answer ends
@@ -540,7 +544,7 @@ def _updates_with_heartbeat(registry: Registry, list_id: str, since: int) -> lis
     never sent after updates.
     """
     for _ in range(3):
-        frames = registry.updates_since(list_id, since)
+        frames = registry.updates_since(list_id, since, full=full)
         reached = parse_envelope(frames[-1][0]).to_version if frames else since
         beat = registry.heartbeat(list_id)
         if parse_envelope(beat).to_version == reached:

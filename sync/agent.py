@@ -13,7 +13,7 @@ the seam (sync/fetcher.py); every trust decision is the pure
    (sync/digest.py) and **confirm** it against the signed one *before* the
    store writes a bucket: ``apply_batch`` is one transaction, so "roll back"
    means never committing. On a mismatch nothing is applied, the agent logs
-   it loudly and fetches a full snapshot (``?since=0``);
+   it loudly and fetches a full snapshot (``?since=0&full=1``);
 4. **stage** the new state in sync.db, let the store write and **commit**,
    then **commit** the staged state (sync/agent_state.py explains the crash
    recovery).
@@ -280,7 +280,8 @@ class SyncAgent:
                 return 0.0
             since = 0 if want_snapshot else record.state.version
             wait = 0 if (progressed or want_snapshot) else self.config.long_poll_wait
-            path = f"/v1/lists/{list_id}/updates?since={since}" + (f"&wait={wait}" if wait else "")
+            path = f"/v1/lists/{list_id}/updates?since={since}" + (
+                "&full=1" if want_snapshot else f"&wait={wait}" if wait else "")
             ceiling = self.config.max_updates_bytes + self.config.trust.max_snapshot_bytes
             with open_stream(self.fetcher, "GET", path, max_bytes=self.config.max_updates_bytes,
                              ceiling=ceiling) as response:

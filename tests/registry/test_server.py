@@ -321,6 +321,18 @@ def test_removal_reaches_the_device_like_an_addition(app, device):
     assert device.states["nfl"].version == 2 and device.held["nfl"] == {}
 
 
+def test_full_asks_for_a_snapshot_even_when_the_device_is_current(app, device):
+    publish(app)
+    device.sync("nfl")
+    response = device.request("GET", "/v1/lists/nfl/updates?since=1&full=1")
+    (kind, envelope, payload), (_, beat, beat_payload) = parse_frames(response.data)
+    assert response.status_code == 200 and payload and beat_payload == b""
+    snapshot = parse_envelope(envelope)
+    assert (snapshot.kind, snapshot.to_version) == (Kind.SNAPSHOT, 1)
+    bad = device.request("GET", "/v1/lists/nfl/updates?since=0&full=2")
+    assert bad.status_code == 400 and "'full' must be 0 or 1" in error_of(bad)["message"]
+
+
 def test_device_ahead_of_the_registry_gets_409(device):
     response = device.request("GET", "/v1/lists/nfl/updates?since=7")
     assert response.status_code == 409 and "since=0" in error_of(response)["message"]

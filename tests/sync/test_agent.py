@@ -183,8 +183,9 @@ def test_a_truncated_download_applies_nothing(world):
 
 
 def test_digest_mismatch_applies_nothing_and_triggers_a_snapshot_fetch(tmp_path, caplog):
-    # One delta per answer at most, so "since=0" is answered with a snapshot.
-    world = World(tmp_path, PublishConfig(max_chain_deltas=1))
+    # Every delta from version 0 is still kept, yet the agent must get a
+    # snapshot (full=1): a chain from 0 could not replace a state held at version 1.
+    world = World(tmp_path)
     agent = world.agent()
     agent.run_once()
     # The device's copy drifts from what the registry signed: a stray entry
@@ -201,7 +202,7 @@ def test_digest_mismatch_applies_nothing_and_triggers_a_snapshot_fetch(tmp_path,
     assert report.ok, report.errors
     assert "DIGEST MISMATCH" in caplog.text
     assert report.snapshots == [LIST]
-    assert any("since=0" in path for _, path in world.fetcher.requests)
+    assert any("since=0&full=1" in path for _, path in world.fetcher.requests)
     assert world.store.lookup([stray.token]) == []
     assert [e.action for e in world.passport_entries()] == [Action.DENY]
     assert world.store.get_list(LIST).version == 2
