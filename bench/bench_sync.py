@@ -1087,6 +1087,26 @@ def print_polls(args, polls: dict) -> None:
     print(table(["library", "own µs / poll (profiled)", "share"], polls["areas"]) + "\n")
 
 
+def print_propagation(propagation: dict) -> None:
+    total, publish = propagation["total"], propagation["publish"]
+    print(f"## 3. Approval -> applied on the device, long-poll (target: p95 <= {TARGET_P95_S:.0f} s)\n")
+    print("`gatecheck sync run` (real subprocess, long-poll wait 25 s, poll interval 1 s, registry "
+          "Min-Wait 1 s) against the server above. Each sample: `Registry.add_entry` in the bench "
+          "process (a different process from the server, so the server notices by its 0.5 s database "
+          "poll), then the device's snapshot store is read every 2 ms until it holds the new version. "
+          "Samples are spaced 0.2-2.0 s apart at random, so some land while the agent sleeps its "
+          "1 s Min-Wait between polls.\n")
+    if total:
+        rows = [["publish (registry transaction)", *(f"{percentile(publish, p) * 1e3:.0f}" for p in (50, 95)),
+                 f"{max(publish) * 1e3:.0f}"],
+                ["approval -> applied on device", *(f"**{percentile(total, p) * 1e3:.0f}**" for p in (50, 95)),
+                 f"{max(total) * 1e3:.0f}"]]
+        print(table(["ms", "p50", "p95", "max"], rows) + "\n")
+    print(f"{len(total)} samples applied, {propagation['missed']} not applied within 15 s; "
+          f"mean {statistics.mean(total) * 1e3:.0f} ms. p95 <= 5 s: "
+          f"{'yes' if total and percentile(total, 95) <= TARGET_P95_S else 'no'}.\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--changes", type=int, default=100_000, help="changes per delta")
@@ -1103,6 +1123,7 @@ def main() -> None:
     parser.add_argument("--apply-only", action="store_true", help="run section 1 (delta apply) alone")
     parser.add_argument("--polls-only", action="store_true", help="run section 2 (no-change polls) alone")
     parser.add_argument("--samples", type=int, default=30, help="propagation samples")
+    parser.add_argument("--propagation-only", action="store_true", help="run section 3 (propagation) alone")
     parser.add_argument("--install-sizes", default="250000,1000000", help="snapshot sizes to install")
     parser.add_argument("--install-other-tokens", type=int, default=1_000_000,
                         help="tokens of other lists in the device store a snapshot is installed into")
@@ -1145,8 +1166,9 @@ def main() -> None:
             shutil.rmtree(args.out, ignore_errors=True)
         return
 
-    apply_rows = bench_apply(args.out, args.changes, args.base_tokens, args.store_tokens)
-    print_apply(args, apply_rows)
+    if not args.propagation_only:
+        apply_rows = bench_apply(args.out, args.changes, args.base_tokens, args.store_tokens)
+        print_apply(args, apply_rows)
     if args.apply_only:
         print(f"_Total run time {time.perf_counter() - begun:.0f} s._")
         if not args.keep:
@@ -1156,7 +1178,7 @@ def main() -> None:
     log("registry: init, list, server")
     world = RegistryWorld(args.out, args.threads, args.workers)
     try:
-        polls = run_polls(world, args)
+        polls = None if args.propagation_only else run_polls(world, args)
         propagation = bench_propagation(world, args.out, args.samples)
     finally:
         world.stop()
@@ -1166,26 +1188,14 @@ def main() -> None:
     except subprocess.TimeoutExpired:
         agent.kill()
         agent.wait()
-
-    print_polls(args, polls)
-
-    total, publish = propagation["total"], propagation["publish"]
-    print(f"## 3. Approval -> applied on the device, long-poll (target: p95 <= {TARGET_P95_S:.0f} s)\n")
-    print("`gatecheck sync run` (real subprocess, long-poll wait 25 s, poll interval 1 s, registry "
-          "Min-Wait 1 s) against the server above. Each sample: `Registry.add_entry` in the bench "
-          "process (a different process from the server, so the server notices by its 0.5 s database "
-          "poll), then the device's snapshot store is read every 2 ms until it holds the new version. "
-          "Samples are spaced 0.2-2.0 s apart at random, so some land while the agent sleeps its "
-          "1 s Min-Wait between polls.\n")
-    if total:
-        rows = [["publish (registry transaction)", *(f"{percentile(publish, p) * 1e3:.0f}" for p in (50, 95)),
-                 f"{max(publish) * 1e3:.0f}"],
-                ["approval -> applied on device", *(f"**{percentile(total, p) * 1e3:.0f}**" for p in (50, 95)),
-                 f"{max(total) * 1e3:.0f}"]]
-        print(table(["ms", "p50", "p95", "max"], rows) + "\n")
-    print(f"{len(total)} samples applied, {propagation['missed']} not applied within 15 s; "
-          f"mean {statistics.mean(total) * 1e3:.0f} ms. p95 <= 5 s: "
-          f"{'yes' if total and percentile(total, 95) <= TARGET_P95_S else 'no'}.\n")
+    if polls is not None:
+        print_polls(args, polls)
+    print_propagation(propagation)
+    if args.propagation_only:
+        print(f"_Total run time {time.perf_counter() - begun:.0f} s._")
+        if not args.keep:
+            shutil.rmtree(args.out, ignore_errors=True)
+        return
 
     sizes = [int(s) for s in args.install_sizes.split(",") if s]
     print_install(bench_install(args.out, sizes, args.install_other_tokens), args.install_other_tokens)
