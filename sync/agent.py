@@ -32,6 +32,8 @@ deltas have loosened its pages (docs/snapshot.md, "Compaction").
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
 import logging
 import random
@@ -141,6 +143,24 @@ class RunReport:
     acknowledged: list[str] = field(default_factory=list)
     health_sent: bool = False
     compacted: dict | None = None
+
+
+@contextlib.contextmanager
+def collector_paused():
+    """No cyclic garbage collection while a delta is decoded and applied.
+
+    A 100 k-change delta allocates about a million objects that all stay
+    alive until it commits, so every automatic collection walks them again
+    for nothing. The agent runs in its own process; the collector is back on
+    (and runs as usual) as soon as the delta is done.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def backoff_delay(failures: int, *, base: float, cap: float, rand: float) -> float:
@@ -370,6 +390,11 @@ class SyncAgent:
             new = ListRecord(new_state, record.lanes)
             self.state.save(new)
             return new, True
+        with collector_paused():
+            return self._apply_delta(record, update, report)
+
+    def _apply_delta(self, record: ListRecord, update, report: RunReport) -> tuple[ListRecord, bool]:
+        list_id, env = record.state.list_id, update.envelope
         decoded = decode_delta(update.payload, max_bytes=self.config.trust.max_payload_bytes(env.kind),
                                max_entries=self.config.max_entries)
         if (decoded.list_id, decoded.from_version, decoded.to_version) != \
