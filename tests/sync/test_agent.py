@@ -446,3 +446,24 @@ def test_every_sync_command_has_help():
     for name in sync.commands:
         result = CliRunner().invoke(sync, [name, "--help"])
         assert result.exit_code == 0 and len(result.output) > 100
+
+
+def test_the_collector_is_off_during_an_apply_and_back_on_after_even_when_it_fails(world):
+    import gc
+
+    from sync.agent import collector_paused
+
+    seen = []
+    original = world.store.apply_batch
+
+    def spy(batch, **kwargs):
+        seen.append(gc.isenabled())
+        return original(batch, **kwargs)
+
+    world.store.apply_batch = spy
+    world.list_traveller()
+    assert world.agent().run_once().ok and seen == [False] and gc.isenabled()
+    with pytest.raises(RuntimeError):
+        with collector_paused():
+            raise RuntimeError("the apply failed")
+    assert gc.isenabled()
