@@ -193,6 +193,7 @@ class Accounts:
     def _change(self, username: str, values: dict, *, action: str, by: str, reason: str,
                 now: float | None) -> User:
         at = int(time.time() if now is None else now)
+        username = username.strip().lower()
         with self.engine.begin() as conn:
             row = conn.execute(select(users).where(users.c.username == username)).first()
             if row is None:

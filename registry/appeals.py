@@ -26,8 +26,8 @@ from sqlalchemy.exc import IntegrityError
 from registry import db
 from registry.audit import AuditLog
 from registry.publish import Registry
-from registry.reports import ReportQueue
-from registry.review_policy import PolicyError, appeal_deadlines
+from registry.reports import ReportError, ReportQueue
+from registry.review_policy import CategoryPolicy, ListPolicy, PolicyError, appeal_deadlines
 
 OPEN, UPHELD, DISMISSED = "open", "upheld", "dismissed"
 MAX_TEXT_CHARS = 5_000
@@ -120,7 +120,7 @@ class Appeals:
         if not grounds or len(grounds) > MAX_TEXT_CHARS:
             raise AppealError(f"an appeal states its grounds, in at most {MAX_TEXT_CHARS:,} characters")
         today = self._today()
-        deadlines = appeal_deadlines(self.reports.policy(entry.list_id), today, holidays=self.holidays)
+        deadlines = appeal_deadlines(self._terms(entry.list_id), today, holidays=self.holidays)
         try:
             with self.engine.begin() as conn:
                 appeal_id = conn.execute(insert(appeals).values(
@@ -147,6 +147,26 @@ class Appeals:
             rows = conn.execute(select(appeals).where(appeals.c.status == OPEN).order_by(appeals.c.decide_by)).all()
         return [_appeal(r) for r in rows]
 
+    def _terms(self, list_id: str) -> ListPolicy:
+        """The list's appeal deadlines; the defaults for a list that takes no reports (an imported one)."""
+        try:
+            return self.reports.policy(list_id)
+        except ReportError:
+            return ListPolicy(list_id, (CategoryPolicy("listed", "Listed by the authority", 1, None),))
+
+    def _removed_in(self, entry_id: int) -> int | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(db.entries.c.status, db.entries.c.removed_in_version)
+                               .where(db.entries.c.entry_id == entry_id)).first()
+        return row.removed_in_version if row is not None and row.status != "active" else None
+
+    @staticmethod
+    def _close(conn, appeal_id: int, **values) -> None:
+        closed = conn.execute(update(appeals).where(and_(appeals.c.appeal_id == appeal_id, appeals.c.status == OPEN))
+                              .values(open_entry=None, **values)).rowcount
+        if closed != 1:
+            raise AppealError(f"appeal {appeal_id} was decided by someone else meanwhile; reload it")
+
     def _decide(self, appeal_id: int, reviewer: str, decision: str) -> Appeal:
         appeal = self.get(appeal_id)
         if appeal.status != OPEN:
@@ -162,13 +182,16 @@ class Appeals:
         """Lift the entry: its removal is published now, the correction deadline recorded and met."""
         appeal = self._decide(appeal_id, reviewer, decision)
         today = self._today()
-        deadlines = appeal_deadlines(self.reports.policy(appeal.list_id), appeal.filed_on, upheld_on=today,
+        deadlines = appeal_deadlines(self._terms(appeal.list_id), appeal.filed_on, upheld_on=today,
                                      holidays=self.holidays)
-        version = self.registry.remove_entry(appeal.list_id, appeal.entry_id, by=reviewer)
+        # A crash after the removal's publish, or a removal made another way,
+        # leaves the entry gone and the appeal open: close it with that version.
+        version = self._removed_in(appeal.entry_id) or self.registry.remove_entry(
+            appeal.list_id, appeal.entry_id, by=reviewer)
         with self.engine.begin() as conn:
-            conn.execute(update(appeals).where(appeals.c.appeal_id == appeal_id).values(
-                status=UPHELD, decided_by=reviewer, decided_on=today.isoformat(), decision=decision.strip(),
-                correct_by=deadlines.correct_by.isoformat(), corrected_in_version=version, open_entry=None))
+            self._close(conn, appeal_id, status=UPHELD, decided_by=reviewer, decided_on=today.isoformat(),
+                        decision=decision.strip(), correct_by=deadlines.correct_by.isoformat(),
+                        corrected_in_version=version)
             self.audit.append(conn, actor=reviewer, action="entry.lift", subject=f"entry:{appeal.entry_id}",
                               reason=decision.strip(), before={"status": "active"},
                               after={"status": "removed", "version": version, "appeal_id": appeal_id},
@@ -178,9 +201,8 @@ class Appeals:
     def dismiss(self, appeal_id: int, *, reviewer: str, decision: str) -> Appeal:
         appeal = self._decide(appeal_id, reviewer, decision)
         with self.engine.begin() as conn:
-            conn.execute(update(appeals).where(and_(appeals.c.appeal_id == appeal_id)).values(
-                status=DISMISSED, decided_by=reviewer, decided_on=self._today().isoformat(),
-                decision=decision.strip(), open_entry=None))
+            self._close(conn, appeal_id, status=DISMISSED, decided_by=reviewer, decided_on=self._today().isoformat(),
+                        decision=decision.strip())
             self.audit.append(conn, actor=reviewer, action="appeal.dismiss", subject=f"entry:{appeal.entry_id}",
                               reason=decision.strip(), after={"appeal_id": appeal_id}, at=self.clock())
         return self.get(appeal_id)

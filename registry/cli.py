@@ -11,7 +11,6 @@ from __future__ import annotations
 import getpass
 import json
 import time
-from datetime import date
 from pathlib import Path
 
 import click

@@ -297,11 +297,11 @@ class ReportQueue:
             raise UnknownReport(f"no report {report_id}")
         return _report(row)
 
-    def queue(self, *, list_ids: Iterable[str] | None = None, limit: int = 50, offset: int = 0) -> list[Report]:
-        """Reports waiting for a decision, oldest first."""
+    def queue(self, *, orgs: Iterable[str] | None = None, limit: int = 50, offset: int = 0) -> list[Report]:
+        """Reports waiting for a decision, oldest first; ``orgs`` limits them to those organisations'."""
         where = [reports.c.status.in_((PENDING, AWAITING_SECOND))]
-        if list_ids is not None:
-            where.append(reports.c.list_id.in_(list(list_ids)))
+        if orgs is not None:
+            where.append(or_(reports.c.org.in_(list(orgs)), reports.c.org == ""))
         with self.engine.connect() as conn:
             rows = conn.execute(select(reports).where(and_(*where)).order_by(reports.c.created_at, reports.c.report_id)
                                 .limit(limit).offset(offset)).all()
@@ -321,7 +321,7 @@ class ReportQueue:
                 reports.c.identity_key == ident.key(), reports.c.report_id != report.report_id))
                 .order_by(reports.c.created_at)).all()
             e, d = db.entries.c, db.entry_documents.c
-            matches = [e.surnames == ident.surnames] if ident.date_of_birth is None else [
+            matches = [func.upper(e.surnames) == ident.surnames.upper()] if ident.date_of_birth is None else [
                 and_(func.upper(e.surnames) == ident.surnames.upper(), e.date_of_birth == ident.date_of_birth)]
             for doc in ident.documents:
                 matches.append(e.entry_id.in_(select(d.entry_id).where(and_(
@@ -362,12 +362,15 @@ class ReportQueue:
                                days=a.days, permanent=a.permanent) for a in [*earlier, Approval(reviewer, days, permanent)]]
         term = min(terms, key=lambda t: t.valid_until)
         if outcome is Outcome.AWAITING_SECOND:
-            with self.engine.begin() as conn:
-                conn.execute(insert(approvals).values(report_id=report_id, reviewer=reviewer, at=at, days=days,
-                                                      permanent=int(permanent)))
-                conn.execute(update(reports).where(reports.c.report_id == report_id).values(status=AWAITING_SECOND))
-                self.audit.append(conn, actor=reviewer, action="report.approve", subject=f"report:{report_id}",
-                                  reason=reason, after={"days": days, "permanent": permanent}, at=at)
+            try:
+                with self.engine.begin() as conn:
+                    conn.execute(insert(approvals).values(report_id=report_id, reviewer=reviewer, at=at, days=days,
+                                                          permanent=int(permanent)))
+                    self._move(conn, report_id, AWAITING_SECOND)
+                    self.audit.append(conn, actor=reviewer, action="report.approve", subject=f"report:{report_id}",
+                                      reason=reason, after={"days": days, "permanent": permanent}, at=at)
+            except IntegrityError:
+                raise ReportError(f"your approval of {report_id} is recorded already") from None
             return self.get(report_id)
         entry_id = self._published_entry(report) or self.registry.add_entry(report.list_id, EntryFields(
             surnames=report.identity.surnames, given_names=report.identity.given_names,
@@ -375,13 +378,22 @@ class ReportQueue:
             reference=report.report_id, category=report.category, valid_from=term.valid_from,
             valid_until=term.valid_until), by=reviewer)
         with self.engine.begin() as conn:
-            conn.execute(update(reports).where(reports.c.report_id == report_id).values(
-                status=ACCEPTED, decided_by=reviewer, decided_at=at, decision_reason=reason, entry_id=entry_id))
+            self._move(conn, report_id, ACCEPTED, decided_by=reviewer, decided_at=at, decision_reason=reason,
+                       entry_id=entry_id)
             self.audit.append(conn, actor=reviewer, action="report.accept", subject=f"report:{report_id}",
                               reason=reason, before={"status": report.status},
                               after={"status": ACCEPTED, "entry_id": entry_id,
                                      "valid_until": term.valid_until.isoformat()}, at=at)
         return self.get(report_id)
+
+    @staticmethod
+    def _move(conn, report_id: str, status: str, **values) -> None:
+        """Change an undecided report's status; refuse if someone decided it meanwhile."""
+        moved = conn.execute(update(reports).where(and_(
+            reports.c.report_id == report_id, reports.c.status.in_((PENDING, AWAITING_SECOND))))
+            .values(status=status, **values)).rowcount
+        if moved != 1:
+            raise ReportError(f"report {report_id} was decided by someone else meanwhile; reload it")
 
     def _published_entry(self, report: Report) -> int | None:
         with self.engine.connect() as conn:
@@ -395,8 +407,7 @@ class ReportQueue:
         reason = rejection(reporter=report.reporter, reviewer=reviewer, reason=reason)
         at = int(self.clock())
         with self.engine.begin() as conn:
-            conn.execute(update(reports).where(reports.c.report_id == report_id).values(
-                status=REJECTED, decided_by=reviewer, decided_at=at, decision_reason=reason))
+            self._move(conn, report_id, REJECTED, decided_by=reviewer, decided_at=at, decision_reason=reason)
             self.audit.append(conn, actor=reviewer, action="report.reject", subject=f"report:{report_id}",
                               reason=reason, before={"status": report.status}, after={"status": REJECTED}, at=at)
         return self.get(report_id)

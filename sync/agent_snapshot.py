@@ -96,6 +96,8 @@ def read_answer(response, reader_limit: int, download) -> list[tuple[bytes, byte
             if kind != FRAME_UPDATE:
                 raise MalformedEnvelope(f"an updates answer carries a key frame (kind {kind})")
             if size and _is_snapshot(envelope):
+                if any(isinstance(p, Download) for _, p in out):
+                    raise MalformedEnvelope("an updates answer carries more than one snapshot")
                 out.append((envelope, download(envelope, size, frames)))
             else:
                 out.append((envelope, frames.read_payload()))
@@ -132,8 +134,10 @@ def remove_stale_downloads(directory: Path) -> None:
 
 
 def download_payload(frames: FrameReader, directory: Path, list_id: str, size: int) -> Download:
-    """Stream the current frame's payload (exactly ``size`` bytes) to a 0600 file, hashing it."""
-    remove_stale_downloads(directory)
+    """Stream the current frame's payload (exactly ``size`` bytes) to a 0600 file, hashing it.
+
+    Stale files of a killed agent were removed when the list's sync began.
+    """
     path = directory / f"{DOWNLOAD_PREFIX}{list_id}{DOWNLOAD_SUFFIX}"
     digest = hashlib.sha256()
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

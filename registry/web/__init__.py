@@ -55,17 +55,26 @@ class UiServices:
 
 def secret_key(data_dir: Path) -> str:
     """The session-signing key, made once per data directory (0600) and shared by every process."""
+    import os
+
     from appliance.private_files import FILE_MODE
 
     path = data_dir / SECRET_FILE
-    try:
-        fd = path.open("x")  # exclusive: two processes starting at once make one key
-    except FileExistsError:
-        return path.read_text().strip()
-    with fd:
-        path.chmod(FILE_MODE)
-        fd.write(secrets.token_hex(32))
-    return path.read_text().strip()
+    if not path.exists():
+        tmp = path.with_name(f".{SECRET_FILE}.{os.getpid()}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_hex(32))
+        try:
+            os.link(tmp, path)  # exclusive: of two processes starting at once, one key wins
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
+    key = path.read_text().strip()
+    if len(key) < 32:
+        raise RuntimeError(f"{path} holds no usable session key; delete it and restart")
+    return key
 
 
 def init_ui(app: Flask, engine: Engine, *, data_dir: Path | None = None) -> None:

@@ -46,7 +46,7 @@ def _load(user_id: str) -> WebUser | None:
 
 def _safe_next(target: str | None) -> str:
     """Only a path on this site: an open redirect would make the sign-in page a phishing tool."""
-    if target:
+    if target and target.isprintable() and "\\" not in target:  # browsers read a backslash as "/"
         parts = urlsplit(target)
         if not parts.scheme and not parts.netloc and target.startswith("/") and not target.startswith("//"):
             return target
@@ -74,10 +74,11 @@ def login():
             flash(f"Too many failed sign-ins. Try again in {minutes} minute{'s' if minutes > 1 else ''}.", "error")
             status = 429
         else:
+            # Counted before the slow password check, so parallel guesses all count.
+            throttle.failed(username, client_address())
             try:
                 user = ui().accounts.authenticate(username, form.password.data)
             except LoginRefused as exc:
-                throttle.failed(username, client_address())
                 flash(exc.message[:1].upper() + exc.message[1:] + ".", "error")
                 status = 401
             else:

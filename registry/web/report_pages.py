@@ -108,7 +108,8 @@ def _visible(report) -> bool:
 @roles_required(Role.REVIEWER)
 def review_queue():
     page = _page()
-    waiting = [r for r in ui().reports.queue(limit=PAGE_SIZE + 1, offset=(page - 1) * PAGE_SIZE) if _visible(r)]
+    orgs = current_user.user.orgs or None  # a reviewer with no organisation sees every report
+    waiting = ui().reports.queue(orgs=orgs, limit=PAGE_SIZE + 1, offset=(page - 1) * PAGE_SIZE)
     return render_template("ui/review_queue.html", reports=waiting[:PAGE_SIZE], page=page,
                            more=len(waiting) > PAGE_SIZE)
 

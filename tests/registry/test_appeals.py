@@ -63,3 +63,26 @@ def test_a_lifted_entry_cannot_be_appealed_again(world):
     appeals.uphold(appeal.appeal_id, reviewer="lee", decision="Confirmed mistaken identity.")
     with pytest.raises(AppealError, match="is removed; there is nothing to appeal"):
         appeals.file(entry_id, grounds="Again.", filed_by="redress-desk")
+
+
+def test_upholding_after_the_entry_was_already_removed_closes_the_appeal_with_that_version(world):
+    queue, appeals, entry_id = world
+    appeal = appeals.file(entry_id, grounds="Mistaken identity.", filed_by="redress-desk")
+    removed_in = queue.registry.remove_entry("da-ban", entry_id, by="list-admin")  # or a crash after the publish
+    upheld = appeals.uphold(appeal.appeal_id, reviewer="lee", decision="Confirmed mistaken identity.")
+    assert upheld.status == "upheld" and upheld.corrected_in_version == removed_in
+    assert queue.registry.current_version("da-ban") == removed_in  # nothing published twice
+
+
+def test_an_entry_on_a_list_without_report_categories_can_still_be_appealed(world):
+    queue, appeals, _ = world
+    from appliance.records import Action
+    from registry.publish import DocumentRef, EntryFields
+
+    queue.registry.create_list("court", name="Judgment defaulters", authority="Court", legal_basis="Rules s.3",
+                               scopes=["air_travel"], default_action=Action.DENY, by="list-admin")
+    entry_id = queue.registry.add_entry("court", EntryFields(
+        surnames="Moreno", reference="CASE-1", category="judgment_defaulter",
+        documents=(DocumentRef("P", "ESP", "X1234567"),)), by="list-admin")
+    appeal = appeals.file(entry_id, grounds="The judgment was paid in full.", filed_by="redress-desk")
+    assert appeal.decide_by == date(2026, 12, 12)

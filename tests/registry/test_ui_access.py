@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from datetime import date
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -144,10 +145,19 @@ def test_repeated_wrong_passwords_lock_the_account_for_a_while_even_for_the_righ
     assert sign_in(app.test_client(), "reviewer").status_code == 302  # another account is not locked
 
 
-def test_the_next_parameter_never_leaves_the_site(app):
+@pytest.mark.parametrize("target", ["//attacker.invalid/phish", "/\\attacker.invalid/phish",
+                                    "https://attacker.invalid/", "/ok\x00"])
+def test_the_next_parameter_never_leaves_the_site(app, target):
     client = app.test_client()
-    response = sign_in(client, "reviewer", next="//attacker.invalid/phish")
+    response = sign_in(client, "reviewer", next=target)
     assert response.headers["Location"] == "/"
+
+
+def test_the_session_key_file_is_private_to_the_service(app):
+    import stat
+
+    key_file = Path(app.config["DATA_DIR"]) / "web-secret"
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600 and len(key_file.read_text().strip()) == 64
 
 
 def test_a_disabled_user_is_signed_out_on_the_next_request(app):
