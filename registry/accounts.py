@@ -171,6 +171,14 @@ class Accounts:
             row = conn.execute(select(users).where(users.c.user_id == user_id)).first()
         return None if row is None else _user(row)
 
+    def session_stamp(self, user_id: int) -> tuple[User, str] | None:
+        """The user and a stamp that changes with their password: sessions signed in before a change end."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(users).where(users.c.user_id == user_id)).first()
+        if row is None:
+            return None
+        return _user(row), hashlib.sha256(b"session\0" + row.password_hash.encode()).hexdigest()[:32]
+
     def by_name(self, username: str) -> User | None:
         with self.engine.connect() as conn:
             row = conn.execute(select(users).where(users.c.username == username.strip().lower())).first()

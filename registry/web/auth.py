@@ -7,6 +7,7 @@ next sign-in.
 
 from __future__ import annotations
 
+import hmac
 from urllib.parse import urlsplit
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
@@ -23,11 +24,16 @@ login_manager.session_protection = "strong"
 
 
 class WebUser(UserMixin):
-    """flask-login's view of a registry user; ``user`` is the accounts record."""
+    """flask-login's view of a registry user; ``user`` is the accounts record.
 
-    def __init__(self, user: User) -> None:
+    The session holds the user id and a stamp of the password hash, so a
+    password change (a suspected stolen session, say) ends every session
+    signed in with the old password.
+    """
+
+    def __init__(self, user: User, stamp: str) -> None:
         self.user = user
-        self.id = str(user.user_id)
+        self.id = f"{user.user_id}:{stamp}"
 
     @property
     def is_active(self) -> bool:
@@ -38,10 +44,18 @@ def ui():
     return current_app.extensions["gatecheck_ui"]
 
 
+def web_user(user_id: int) -> WebUser | None:
+    found = ui().accounts.session_stamp(user_id)
+    return WebUser(*found) if found is not None and found[0].active else None
+
+
 @login_manager.user_loader
-def _load(user_id: str) -> WebUser | None:
-    user = ui().accounts.get(int(user_id)) if user_id.isdigit() else None
-    return WebUser(user) if user is not None and user.active else None
+def _load(session_id: str) -> WebUser | None:
+    user_id, _, stamp = session_id.partition(":")
+    current = web_user(int(user_id)) if user_id.isdigit() else None
+    if current is None or not hmac.compare_digest(current.id, f"{user_id}:{stamp}"):
+        return None
+    return current
 
 
 def _safe_next(target: str | None) -> str:
@@ -84,7 +98,7 @@ def login():
             else:
                 throttle.succeeded(username)
                 session.clear()  # nothing from before the sign-in carries over
-                login_user(WebUser(user))
+                login_user(web_user(user.user_id))
                 return redirect(_safe_next(request.args.get("next")))
     elif request.method == "POST":
         status = 400

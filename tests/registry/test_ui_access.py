@@ -193,3 +193,13 @@ def test_a_forbidden_page_tells_the_user_which_role_it_needs(app):
     assert sign_in(client, "reviewer").status_code == 302
     response = client.get("/imports-probe")
     assert response.status_code == 403 and "needs the role: list_admin" in response.get_data(as_text=True)
+
+
+def test_a_password_change_ends_sessions_signed_in_with_the_old_password(app):
+    client = app.test_client()
+    assert sign_in(client, "reviewer").status_code == 302
+    assert client.get("/").status_code == 200
+    app.extensions["gatecheck_ui"].accounts.set_password("reviewer", "a brand new long passphrase", by="admin")
+    assert client.get("/").status_code == 302  # back to the sign-in page
+    assert sign_in(client, "reviewer", "a brand new long passphrase").status_code == 302
+    assert client.get("/").status_code == 200
