@@ -60,6 +60,11 @@ MAX_EVIDENCE_FILES = 5
 EVIDENCE_TYPES = {b"%PDF-": "application/pdf", b"\x89PNG\r\n\x1a\n": "image/png", b"\xff\xd8\xff": "image/jpeg"}
 
 PENDING, AWAITING_SECOND, ACCEPTED, REJECTED = "pending", "awaiting_second", "accepted", "rejected"
+#: Held while the accepting reviewer's entry is published: a second accept cannot publish it too.
+PUBLISHING = "publishing"
+#: A publish takes well under a second; a claim older than this was left by a crash and may be taken over.
+PUBLISH_LEASE_SECONDS = 120
+UNDECIDED = (PENDING, AWAITING_SECOND, PUBLISHING)
 
 metadata = MetaData()
 
@@ -87,6 +92,7 @@ reports = Table(
     Column("decided_at", BigInteger),
     Column("decision_reason", Text),
     Column("entry_id", Integer),
+    Column("claimed_at", BigInteger),  # when the final accept began publishing (PUBLISHING)
     Column("identity_key", String(200), nullable=False),  # for "similar earlier reports"
 )
 
@@ -299,7 +305,7 @@ class ReportQueue:
 
     def queue(self, *, orgs: Iterable[str] | None = None, limit: int = 50, offset: int = 0) -> list[Report]:
         """Reports waiting for a decision, oldest first; ``orgs`` limits them to those organisations'."""
-        where = [reports.c.status.in_((PENDING, AWAITING_SECOND))]
+        where = [reports.c.status.in_(UNDECIDED)]
         if orgs is not None:
             where.append(or_(reports.c.org.in_(list(orgs)), reports.c.org == ""))
         with self.engine.connect() as conn:
@@ -349,7 +355,7 @@ class ReportQueue:
                reason: str = "") -> Report:
         """Approve; with enough approvals, publish the entry (idempotent by the report id)."""
         report = self.get(report_id)
-        if report.status not in (PENDING, AWAITING_SECOND):
+        if report.status not in UNDECIDED:
             raise ReportError(f"report {report_id} is {report.status} already")
         policy = self.policy(report.list_id)
         at = int(self.clock())
@@ -372,25 +378,50 @@ class ReportQueue:
             except IntegrityError:
                 raise ReportError(f"your approval of {report_id} is recorded already") from None
             return self.get(report_id)
-        entry_id = self._published_entry(report) or self.registry.add_entry(report.list_id, EntryFields(
-            surnames=report.identity.surnames, given_names=report.identity.given_names,
-            date_of_birth=report.identity.date_of_birth, documents=report.identity.documents,
-            reference=report.report_id, category=report.category, valid_from=term.valid_from,
-            valid_until=term.valid_until), by=reviewer)
+        self._claim(report_id, at)
+        try:
+            entry_id = self._published_entry(report) or self.registry.add_entry(report.list_id, EntryFields(
+                surnames=report.identity.surnames, given_names=report.identity.given_names,
+                date_of_birth=report.identity.date_of_birth, documents=report.identity.documents,
+                reference=report.report_id, category=report.category, valid_from=term.valid_from,
+                valid_until=term.valid_until), by=reviewer)
+        except BaseException:
+            with self.engine.begin() as conn:  # nothing was published: the report waits again
+                conn.execute(update(reports).where(and_(reports.c.report_id == report_id,
+                                                        reports.c.status == PUBLISHING))
+                             .values(status=AWAITING_SECOND if earlier else PENDING, claimed_at=None))
+            raise
         with self.engine.begin() as conn:
-            self._move(conn, report_id, ACCEPTED, decided_by=reviewer, decided_at=at, decision_reason=reason,
-                       entry_id=entry_id)
+            self._move(conn, report_id, ACCEPTED, from_=(PUBLISHING,), decided_by=reviewer, decided_at=at,
+                       decision_reason=reason, entry_id=entry_id, claimed_at=None)
             self.audit.append(conn, actor=reviewer, action="report.accept", subject=f"report:{report_id}",
                               reason=reason, before={"status": report.status},
                               after={"status": ACCEPTED, "entry_id": entry_id,
                                      "valid_until": term.valid_until.isoformat()}, at=at)
         return self.get(report_id)
 
+    def _claim(self, report_id: str, at: int) -> None:
+        """Take the report for the final accept, or refuse: one reviewer publishes, never two.
+
+        A claim left by a process that died mid-publish lapses after
+        PUBLISH_LEASE_SECONDS; the next accept then finds any entry that
+        was published (by its reference) instead of publishing again.
+        """
+        c = reports.c
+        with self.engine.begin() as conn:
+            claimed = conn.execute(update(reports).where(and_(c.report_id == report_id, or_(
+                c.status.in_((PENDING, AWAITING_SECOND)),
+                and_(c.status == PUBLISHING, c.claimed_at < at - PUBLISH_LEASE_SECONDS))))
+                .values(status=PUBLISHING, claimed_at=at)).rowcount
+        if claimed != 1:
+            raise ReportError(f"report {report_id} is being decided by someone else; reload it in a minute")
+
     @staticmethod
-    def _move(conn, report_id: str, status: str, **values) -> None:
-        """Change an undecided report's status; refuse if someone decided it meanwhile."""
+    def _move(conn, report_id: str, status: str, *, from_: tuple[str, ...] = (PENDING, AWAITING_SECOND),
+              **values) -> None:
+        """Change a report's status from one of ``from_``; refuse if someone decided it meanwhile."""
         moved = conn.execute(update(reports).where(and_(
-            reports.c.report_id == report_id, reports.c.status.in_((PENDING, AWAITING_SECOND))))
+            reports.c.report_id == report_id, reports.c.status.in_(from_)))
             .values(status=status, **values)).rowcount
         if moved != 1:
             raise ReportError(f"report {report_id} was decided by someone else meanwhile; reload it")
@@ -403,7 +434,7 @@ class ReportQueue:
     def reject(self, report_id: str, *, reviewer: str, reason: str) -> Report:
         report = self.get(report_id)
         if report.status not in (PENDING, AWAITING_SECOND):
-            raise ReportError(f"report {report_id} is {report.status} already")
+            raise ReportError(f"report {report_id} is {report.status.replace('_', ' ')} already")
         reason = rejection(reporter=report.reporter, reviewer=reviewer, reason=reason)
         at = int(self.clock())
         with self.engine.begin() as conn:

@@ -6,6 +6,7 @@ from datetime import date
 
 import pytest
 from registry.audit import AuditLog
+from registry.db import RegistryError
 from registry.publish import DocumentRef
 from registry.reports import Evidence, Identity, ReportError, ReportQueue, identity_from_scan
 from registry.review_policy import PolicyError, SelfReview
@@ -124,3 +125,34 @@ def test_every_step_is_in_the_audit_chain(queue):
     log = AuditLog(queue.engine)
     assert log.verify()[1] == []
     assert {r.action for r in log.records()} >= {"list.policy", "report.file", "report.accept"}
+
+
+def test_a_second_final_accept_during_the_publish_is_refused_and_lists_no_one_twice(queue):
+    report_id = file(queue)
+    queue._claim(report_id, int(queue.clock()))  # the first reviewer's accept is publishing right now
+    version = queue.registry.current_version("da-ban")
+    with pytest.raises(ReportError, match="being decided by someone else"):
+        queue.accept(report_id, reviewer="lee")
+    with pytest.raises(ReportError, match="is publishing already"):
+        queue.reject(report_id, reviewer="lee", reason="changed my mind about this")
+    assert queue.registry.current_version("da-ban") == version
+
+
+def test_a_claim_left_by_a_crash_lapses_and_the_next_accept_publishes_once(tmp_path):
+    from registry.reports import PUBLISH_LEASE_SECONDS
+
+    queue = new_queue(tmp_path)
+    report_id = file(queue)
+    queue._claim(report_id, int(queue.clock()) - PUBLISH_LEASE_SECONDS - 1)  # died mid-publish, long ago
+    report = queue.accept(report_id, reviewer="lee")
+    assert report.status == "accepted" and report.entry_id
+    assert queue.queue() == []
+
+
+def test_a_publish_the_registry_refuses_puts_the_report_back_in_the_queue(queue):
+    # Filing takes the document as typed; publishing checks the issuer code and refuses it.
+    report_id = file(queue, identity=Identity("Eriksson", "Anna", date(1970, 5, 17), (DocumentRef("P", "Z9", "C01"),)))
+    version = queue.registry.current_version("da-ban")
+    with pytest.raises(RegistryError):
+        queue.accept(report_id, reviewer="sam")
+    assert queue.get(report_id).status == "pending" and queue.registry.current_version("da-ban") == version
