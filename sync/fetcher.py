@@ -169,7 +169,16 @@ def _whole(response: Response, max_bytes: int):
                            max_bytes, None, check_length=False)
 
 
-class RequestsFetcher:
+class _Streaming:
+    """A fetcher whose ``fetch`` is its ``stream``, read to the end under the same limit."""
+
+    def fetch(self, method: str, path: str, *, body: bytes | None = None,
+              headers: Mapping[str, str] | None = None, max_bytes: int) -> Response:
+        with self.stream(method, path, body=body, headers=headers, max_bytes=max_bytes) as response:
+            return Response(response.status, response.headers, response.rest())
+
+
+class RequestsFetcher(_Streaming):
     """HTTP(S) to the registry with ``requests``, streaming every body under its limit.
 
     ``timeout`` bounds connecting and each wait for bytes; ``deadline`` the
@@ -191,11 +200,6 @@ class RequestsFetcher:
 
     def close(self) -> None:
         self._session.close()
-
-    def fetch(self, method: str, path: str, *, body: bytes | None = None,
-              headers: Mapping[str, str] | None = None, max_bytes: int) -> Response:
-        with self.stream(method, path, body=body, headers=headers, max_bytes=max_bytes) as response:
-            return Response(response.status, response.headers, response.rest())
 
     @contextmanager
     def stream(self, method: str, path: str, *, body: bytes | None = None,
@@ -259,7 +263,7 @@ def network_reason(exc: BaseException, url: str, timeout: float) -> str:
     return f"network error talking to {url} ({type(exc).__name__})"
 
 
-class WsgiFetcher:
+class WsgiFetcher(_Streaming):
     """Calls a WSGI app (the registry's Flask app) in-process: the tests' transport.
 
     The request is signed exactly as on the wire and the body is read in
@@ -274,11 +278,6 @@ class WsgiFetcher:
         #: Set to an exception to simulate a dead registry (every fetch raises it as FetchError).
         self.down: str | None = None
         self.requests: list[tuple[str, str]] = []
-
-    def fetch(self, method: str, path: str, *, body: bytes | None = None,
-              headers: Mapping[str, str] | None = None, max_bytes: int) -> Response:
-        with self.stream(method, path, body=body, headers=headers, max_bytes=max_bytes) as response:
-            return Response(response.status, response.headers, response.rest())
 
     @contextmanager
     def stream(self, method: str, path: str, *, body: bytes | None = None,
