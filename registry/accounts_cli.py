@@ -2,48 +2,19 @@
 
 from __future__ import annotations
 
-import getpass
 import json
 import sys
 from pathlib import Path
 
 import click
 
-from appliance.cli_common import fail
-
-data_dir_option = click.option("--data-dir", required=True, type=click.Path(file_okay=False, path_type=Path),
-                               help="Registry data directory.")
-by_option = click.option("--by", default=None, help="Who makes the change (default: the login name).")
+from registry.cli_common import by_option, data_dir_option, registry_engine, who
 
 
 def _accounts(data_dir: Path):
     from registry.accounts import Accounts
-    from registry.db import make_engine
-    from registry.server import RegistryPaths
 
-    paths = RegistryPaths(data_dir)
-    if not paths.database.exists():
-        fail(f"{data_dir} is not a registry data directory; run `gatecheck registry init` first")
-    return Accounts(make_engine(paths.database_url))
-
-
-def _by(value: str | None) -> str:
-    if value:
-        return value
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "cli"
-
-
-def _run(action):
-    """Run an account change; a refusal is one line and exit 1."""
-    from registry.db import RegistryError
-
-    try:
-        return action()
-    except RegistryError as exc:
-        fail(exc.message)
+    return Accounts(registry_engine(data_dir))
 
 
 @click.group("user")
@@ -67,8 +38,7 @@ def user_add(data_dir, username, roles, orgs, display_name, password_stdin, by) 
         password = sys.stdin.readline().rstrip("\r\n")
     else:
         password = click.prompt("password", hide_input=True, confirmation_prompt=True)
-    user = _run(lambda: accounts.create_user(username, password, roles=roles, orgs=orgs,
-                                             display_name=display_name, by=_by(by)))
+    user = accounts.create_user(username, password, roles=roles, orgs=orgs, display_name=display_name, by=who(by))
     click.echo(json.dumps(user.to_dict(), indent=2))
 
 
@@ -87,7 +57,7 @@ def user_list(data_dir) -> None:
 def user_token(data_dir, username, label, by) -> None:
     """Print a new API token for the user, once (only its hash is stored)."""
     accounts = _accounts(data_dir)
-    click.echo(_run(lambda: accounts.issue_token(username, label=label, by=_by(by))))
+    click.echo(accounts.issue_token(username, label=label, by=who(by)))
 
 
 @user_group.command("disable")
@@ -98,5 +68,5 @@ def user_token(data_dir, username, label, by) -> None:
 def user_disable(data_dir, username, reason, by) -> None:
     """Stop a user's sign-ins and API tokens at once; the account's history stays."""
     accounts = _accounts(data_dir)
-    user = _run(lambda: accounts.disable(username, by=_by(by), reason=reason))
+    user = accounts.disable(username, by=who(by), reason=reason)
     click.echo(json.dumps(user.to_dict(), indent=2))

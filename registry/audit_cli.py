@@ -8,28 +8,20 @@ from pathlib import Path
 
 import click
 
-from appliance.cli_common import fail, iso_date
+from appliance.cli_common import iso_date
+from registry.cli_common import data_dir_option, registry_engine
 
 
 def _log(data_dir: Path):
     from registry.audit import AuditLog
-    from registry.db import make_engine
-    from registry.server import RegistryPaths
 
-    paths = RegistryPaths(data_dir)
-    if not paths.database.exists():
-        fail(f"{data_dir} is not a registry data directory; run `gatecheck registry init` first")
-    return AuditLog(make_engine(paths.database_url))
+    return AuditLog(registry_engine(data_dir))
 
 
 def _unix(day, end: bool) -> int | None:
     if day is None:
         return None
     return int(datetime.combine(day, time.max if end else time.min, timezone.utc).timestamp())
-
-
-data_dir_option = click.option("--data-dir", required=True, type=click.Path(file_okay=False, path_type=Path),
-                               help="Registry data directory.")
 
 
 @click.group("audit")

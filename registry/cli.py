@@ -8,7 +8,6 @@ line on stderr and exit status 1; outputs meant for scripts are JSON.
 
 from __future__ import annotations
 
-import getpass
 import json
 import time
 from pathlib import Path
@@ -19,6 +18,7 @@ from appliance.cli_common import fail, iso_date
 from appliance.records import Action
 from registry.accounts_cli import user_group
 from registry.audit_cli import audit_group
+from registry.cli_common import by_option, data_dir_option, registry_engine, who
 from registry.db import RegistryError, make_engine
 from registry.devices import DeviceRegistry
 from registry.publish import DocumentRef, EntryFields, Name, Registry
@@ -31,31 +31,13 @@ from registry.signing import (
     write_public_file,
 )
 
-data_dir_option = click.option(
-    "--data-dir", required=True, type=click.Path(file_okay=False, path_type=Path),
-    help="Registry data directory (database, signing key and certificate).",
-)
-by_option = click.option("--by", default=None, help="Who makes the change (default: the login name).")
-
-
-def _by(value: str | None) -> str:
-    if value:
-        return value
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "cli"
-
-
 def _emit(obj) -> None:
     click.echo(json.dumps(obj, ensure_ascii=False, indent=2))
 
 
 def _open(data_dir: Path) -> tuple[Registry, DeviceRegistry]:
+    engine = registry_engine(data_dir)
     paths = RegistryPaths(data_dir)
-    if not paths.database.exists():
-        fail(f"{data_dir} is not a registry data directory; run `gatecheck registry init` first")
-    engine = make_engine(paths.database_url)
     signer = Signer.from_files(paths.signing_key, paths.signing_cert)
     return Registry(engine, signer), DeviceRegistry(engine)
 
@@ -147,7 +129,7 @@ def list_create(data_dir, list_id, name, authority, legal_basis, scopes, default
     """Create an empty list at version 0."""
     reg, _ = _open(data_dir)
     info = reg.create_list(list_id, name=name, authority=authority, legal_basis=legal_basis, scopes=scopes,
-                           default_action=Action(default_action), redress=redress, by=_by(by))
+                           default_action=Action(default_action), redress=redress, by=who(by))
     _emit({"list_id": info.list_id, "version": info.version})
 
 
@@ -205,7 +187,7 @@ def entry_add(data_dir, list_id, surnames, given_names, original_script, variant
         date_of_birth=dob, documents=documents, category=category, reference=reference,
         action=Action(action) if action else None, valid_from=valid_from, redress=redress,
         **({"valid_until": valid_until} if valid_until else {}))
-    entry_id = reg.add_entry(list_id, fields, by=_by(by))
+    entry_id = reg.add_entry(list_id, fields, by=who(by))
     _emit({"entry_id": entry_id, "list_id": list_id, "version": reg.current_version(list_id),
            "tokens": len(reg.tokens_of(entry_id))})
 
@@ -218,7 +200,7 @@ def entry_add(data_dir, list_id, surnames, given_names, original_script, variant
 def entry_remove(data_dir, list_id, entry_id, by) -> None:
     """Withdraw an entry and publish the version that removes it."""
     reg, _ = _open(data_dir)
-    version = reg.remove_entry(list_id, entry_id, by=_by(by))
+    version = reg.remove_entry(list_id, entry_id, by=who(by))
     _emit({"entry_id": entry_id, "list_id": list_id, "version": version})
 
 
@@ -240,7 +222,7 @@ def device_enroll_code(data_dir, lists, ttl_hours, by) -> None:
     wanted = [item.strip() for item in lists.split(",") if item.strip()]
     for list_id in wanted:
         reg.current_version(list_id)  # UnknownList names the typo
-    click.echo(devices.issue_code(wanted, ttl_seconds=ttl_hours * 3600, by=_by(by)))
+    click.echo(devices.issue_code(wanted, ttl_seconds=ttl_hours * 3600, by=who(by)))
 
 
 @device_group.command("list")
