@@ -131,6 +131,18 @@ list_tokens = Table(
     Column("redress", Text, nullable=False),
 )
 
+#: The namesake clearances each list publishes at its current version:
+#: allow-tokens for cleared travellers' documents (docs/clearances.md). The
+#: register behind them, with the plaintext, is registry/clearances.py's.
+list_clearances = Table(
+    "list_clearances", metadata,
+    Column("list_id", String(64), ForeignKey("lists.list_id"), primary_key=True),
+    Column("token", LargeBinary(12), primary_key=True),
+    Column("clearance_id", Integer, nullable=False),
+    Column("redress_number", Text, nullable=False),
+    Column("valid_until", Date, nullable=False),
+)
+
 #: Every published version: its full LtHash lanes (2048 bytes) so the next
 #: version's digest is computed in time proportional to the change.
 versions = Table(

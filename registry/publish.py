@@ -31,7 +31,7 @@ from typing import Callable, Iterable, Sequence
 from sqlalchemy import Engine, and_, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from appliance.records import Action, Entry, ListInfo, TokenKind
+from appliance.records import Action, Clearance, Entry, ListInfo, TokenKind
 from registry import db
 from registry.db import RegistryError
 from registry.signing import Signer
@@ -158,6 +158,16 @@ class Published:
     added: tuple[bytes, ...] = ()
     removed: tuple[bytes, ...] = ()
     entry_ids: tuple[int, ...] = ()
+    cleared: tuple[bytes, ...] = ()
+    uncleared: tuple[bytes, ...] = ()
+
+
+@dataclass(frozen=True)
+class ClearanceChange:
+    """Namesake clearances to publish on one list: (clearance, register id) pairs in, tokens out."""
+
+    add: tuple[tuple[Clearance, int], ...] = ()
+    remove: tuple[bytes, ...] = ()
 
 
 def token_key_id(token_key: bytes) -> str:
@@ -224,11 +234,14 @@ class Registry:
     """Lists, entries and their signed publication, over one SQLAlchemy engine."""
 
     def __init__(self, engine: Engine, signer: Signer, *, config: PublishConfig | None = None,
-                 clock: Callable[[], float] = time.time, snapshot_dir: str | os.PathLike | None = None) -> None:
+                 clock: Callable[[], float] = time.time, snapshot_dir: str | os.PathLike | None = None,
+                 on_publish: Callable[[str], None] | None = None) -> None:
         self.engine = engine
         self.signer = signer
         self.config = config or PublishConfig()
         self._clock = clock
+        #: Told the list id after each committed version (the server wakes its long-polls).
+        self._on_publish = on_publish
         db.init_db(engine)
         self.snapshot_files = SnapshotFiles(Path(snapshot_dir) if snapshot_dir is not None
                                             else default_directory(engine))
@@ -251,6 +264,10 @@ class Registry:
 
     def _now(self, now: float | None) -> int:
         return int(self._clock() if now is None else now)
+
+    def _published(self, list_id: str) -> None:
+        if self._on_publish is not None:
+            self._on_publish(list_id)
 
     # -- lists ---------------------------------------------------------------
 
@@ -337,6 +354,7 @@ class Registry:
                     {"entry_id": entry_id, "token": t, "list_id": list_id, "kind": k.value} for t, k in tokens])
                 ids.append(entry_id)
             self._publish(conn, lst, ids, by, at)
+        self._published(list_id)
         return ids
 
     def remove_entry(self, list_id: str, entry_id: int, *, by: str, now: float | None = None) -> int:
@@ -352,7 +370,9 @@ class Registry:
                 raise UnknownEntry(f"entry {entry_id} on list {list_id!r} is already {status}")
             conn.execute(update(db.entries).where(db.entries.c.entry_id == entry_id).values(
                 status=STATUS_REMOVED, removed_by=by, removed_at=at, removed_in_version=lst.current_version + 1))
-            return self._publish(conn, lst, [entry_id], by, at).version
+            version = self._publish(conn, lst, [entry_id], by, at).version
+        self._published(list_id)
+        return version
 
     def expire_entries(self, list_id: str, *, today: date, by: str = "registry:expiry",
                        now: float | None = None) -> Published | None:
@@ -369,7 +389,31 @@ class Registry:
                 conn.execute(update(db.entries).where(db.entries.c.entry_id.in_(chunk)).values(
                     status=STATUS_EXPIRED, removed_by=by, removed_at=at,
                     removed_in_version=lst.current_version + 1))
-            return self._publish(conn, lst, ids, by, at)
+            published = self._publish(conn, lst, ids, by, at)
+        self._published(list_id)
+        return published
+
+    def publish_clearances(self, list_id: str, change: ClearanceChange, *, by: str, now: float | None = None,
+                           within: Callable[[object, int], None] | None = None) -> Published:
+        """Publish namesake clearances added to or withdrawn from ``list_id`` as one version.
+
+        A clearance is an allow-token for a cleared traveller's document
+        under the list's key; it travels like an entry and is in the state
+        digest. ``within(conn, version)`` runs inside the same transaction,
+        so the register's rows and audit record commit with the version or
+        not at all (registry/clearances.py).
+        """
+        at = self._now(now)
+        with self.engine.begin() as conn:
+            lst = self._list_row(conn, list_id, lock=True)
+            for clearance, _ in change.add:
+                if clearance.list_id != list_id:
+                    raise InvalidEntry(f"a clearance of list {clearance.list_id!r} cannot be published on {list_id!r}")
+            published = self._publish(conn, lst, (), by, at, change)
+            if within is not None:
+                within(conn, published.version)
+        self._published(list_id)
+        return published
 
     @staticmethod
     def _entry_values(lst, fields: EntryFields, by: str, at: int, today: date) -> dict:
@@ -394,8 +438,9 @@ class Registry:
 
     # -- publishing ----------------------------------------------------------
 
-    def _publish(self, conn, lst, entry_ids: Sequence[int], by: str, at: int) -> Published:
-        """Version N+1 of ``lst`` from the changed entries, inside the caller's transaction."""
+    def _publish(self, conn, lst, entry_ids: Sequence[int], by: str, at: int,
+                 clearances: ClearanceChange = ClearanceChange()) -> Published:
+        """Version N+1 of ``lst`` from the changed entries and clearances, inside the caller's transaction."""
         list_id, old_version = lst.list_id, lst.current_version
         new_version = old_version + 1
         affected: set[bytes] = set()
@@ -408,13 +453,16 @@ class Registry:
         adds = [e for t, (e, _) in wanted.items() if held.get(t) != e]
         removes = sorted(t for t in held if t not in wanted)
         replaced = [held[e.token] for e in adds if e.token in held]
+        clear_adds, clear_removes, clear_taken = self._clearance_diff(conn, list_id, clearances)
 
         prev = conn.execute(select(db.versions).where(and_(
             db.versions.c.list_id == list_id, db.versions.c.version == old_version))).one()
         digest = StateDigest.from_bytes(bytes(prev.digest))
-        digest.apply(adds=adds, removes=[held[t] for t in removes] + replaced)
+        digest.apply(adds=[*adds, *(c for c, _ in clear_adds)],
+                     removes=[held[t] for t in removes] + replaced + clear_taken)
         try:
-            payload = encode_delta(list_id, old_version, new_version, adds, removes)
+            payload = encode_delta(list_id, old_version, new_version, adds, removes,
+                                   [c for c, _ in clear_adds], clear_removes)
         except WireError as exc:
             raise InvalidEntry(f"cannot encode the change: {exc.reason}") from None
         fields = EnvelopeFields(
@@ -428,6 +476,7 @@ class Registry:
                 db.list_tokens.c.list_id == list_id, db.list_tokens.c.token.in_(chunk))))
         if adds:
             conn.execute(insert(db.list_tokens), [self._token_row(e, wanted[e.token][1]) for e in adds])
+        self._write_clearances(conn, list_id, clear_adds, [c.token for c in clear_taken])
         count = prev.token_count + len(adds) - len(replaced) - len(removes)
         conn.execute(insert(db.versions).values(
             list_id=list_id, version=new_version, published_at=at, published_by=by,
@@ -442,7 +491,39 @@ class Registry:
             raise ConcurrentPublish(f"list {list_id!r} moved past version {old_version} during this change")
         self._prune(conn, list_id, new_version, at)
         return Published(list_id, new_version, envelope, payload, tuple(e.token for e in adds),
-                         tuple(removes), tuple(entry_ids))
+                         tuple(removes), tuple(entry_ids), tuple(c.token for c, _ in clear_adds),
+                         tuple(clear_removes))
+
+    @staticmethod
+    def _clearance_diff(conn, list_id: str, change: ClearanceChange):
+        """(to add with ids, tokens to withdraw, held clearances they take out of the state).
+
+        An add equal to what is held is no change; an add that differs
+        replaces it (the device upserts, the digest swaps the element).
+        """
+        wanted = {c.token: (c, cid) for c, cid in change.add}
+        if len(wanted) != len(change.add) or wanted.keys() & set(change.remove):
+            raise InvalidEntry("a clearance token appears twice in one change")
+        lc = db.list_clearances.c
+        held: dict[bytes, Clearance] = {}
+        for chunk in _chunks(sorted({*wanted, *change.remove})):
+            for row in conn.execute(select(lc.token, lc.redress_number, lc.valid_until).where(and_(
+                    lc.list_id == list_id, lc.token.in_(chunk)))):
+                held[bytes(row.token)] = Clearance(bytes(row.token), list_id, row.redress_number, row.valid_until)
+        adds = [(c, cid) for t, (c, cid) in sorted(wanted.items()) if held.get(t) != c]
+        removes = sorted(t for t in change.remove if t in held)
+        taken = [held[t] for t in removes] + [held[c.token] for c, _ in adds if c.token in held]
+        return adds, removes, taken
+
+    @staticmethod
+    def _write_clearances(conn, list_id: str, adds: Sequence[tuple[Clearance, int]], gone: Sequence[bytes]) -> None:
+        lc = db.list_clearances.c
+        for chunk in _chunks(list(gone)):
+            conn.execute(delete(db.list_clearances).where(and_(lc.list_id == list_id, lc.token.in_(chunk))))
+        if adds:
+            conn.execute(insert(db.list_clearances), [
+                {"list_id": list_id, "token": c.token, "clearance_id": cid, "redress_number": c.redress_number,
+                 "valid_until": c.valid_until} for c, cid in adds])
 
     @staticmethod
     def _held(conn, list_id: str, tokens: Sequence[bytes]) -> dict[bytes, Entry]:

@@ -168,35 +168,11 @@ class ListChanges:
                     self._cond.wait(min(remaining, self.poll_seconds))
 
 
-class NotifyingRegistry(Registry):
-    """The publishing core, telling ``on_publish`` after each committed change."""
-
-    def __init__(self, *args, on_publish: Callable[[str], None], **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self._on_publish = on_publish
-
-    def add_entries(self, list_id, many, **kwargs):
-        ids = super().add_entries(list_id, many, **kwargs)
-        self._on_publish(list_id)
-        return ids
-
-    def remove_entry(self, list_id, entry_id, **kwargs):
-        version = super().remove_entry(list_id, entry_id, **kwargs)
-        self._on_publish(list_id)
-        return version
-
-    def expire_entries(self, list_id, **kwargs):
-        published = super().expire_entries(list_id, **kwargs)
-        if published is not None:
-            self._on_publish(list_id)
-        return published
-
-
 @dataclass
 class Services:
     """What the blueprint works with; one per app (so one per server process), in ``app.extensions``."""
 
-    registry: NotifyingRegistry
+    registry: Registry
     devices: DeviceRegistry
     changes: ListChanges
     head_of: HeadReader
@@ -308,8 +284,8 @@ def create_app(config: Mapping | None = None) -> Flask:
     def published(list_id: str) -> None:
         svc.list_changed(list_id)
 
-    registry = NotifyingRegistry(engine, signer, config=app.config.get("PUBLISH_CONFIG") or PublishConfig(),
-                                 clock=clock, on_publish=published)
+    registry = Registry(engine, signer, config=app.config.get("PUBLISH_CONFIG") or PublishConfig(),
+                        clock=clock, on_publish=published)
     devices = DeviceRegistry(engine, clock=clock)
     head_of = HeadReader(engine)
     svc = Services(

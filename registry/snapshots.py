@@ -31,6 +31,7 @@ from sqlalchemy import and_, select, type_coerce
 from sqlalchemy.types import NullType
 
 from appliance.private_files import private_dir
+from appliance.records import Clearance
 from registry import db
 from sync.envelope import Envelope, EnvelopeFields, Kind, parse_envelope
 from sync.errors import SyncError
@@ -152,7 +153,10 @@ class SnapshotFiles:
         try:
             with os.fdopen(fd, "wb", buffering=READ_CHUNK) as fh:
                 out = _Hashing(fh)
-                writer = SnapshotWriter(out, list_id, version, lanes, records=count)
+                cleared = clearances_of(conn, list_id)
+                writer = SnapshotWriter(out, list_id, version, lanes, records=count, clearances=len(cleared))
+                for clearance in cleared:
+                    writer.add_clearance(clearance)
                 for rows in token_pages(conn, list_id):
                     writer.add_rows(rows)
                 writer.finish()
@@ -170,6 +174,14 @@ class SnapshotFiles:
             stem = path.name.split(".", 1)[0]
             if stem.startswith("v") and stem[1:].isdigit() and int(stem[1:]) < version:
                 path.unlink(missing_ok=True)
+
+
+def clearances_of(conn, list_id: str) -> list[Clearance]:
+    """The list's published namesake clearances, in token order (a register, not a list: few enough to hold)."""
+    c = db.list_clearances.c
+    rows = conn.execute(select(c.token, c.redress_number, c.valid_until).where(c.list_id == list_id)
+                        .order_by(c.token))
+    return [Clearance(bytes(r.token), list_id, r.redress_number, r.valid_until) for r in rows]
 
 
 def token_pages(conn, list_id: str) -> Iterator[list[tuple]]:

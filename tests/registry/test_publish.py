@@ -15,9 +15,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from appliance.records import Action, Entry
+from appliance.records import Action, Clearance, Entry
 from registry.db import make_engine
 from registry.publish import (
+    ClearanceChange,
     DocumentRef,
     EntryFields,
     InvalidEntry,
@@ -52,7 +53,7 @@ class Clock:
 class World:
     """A registry on a SQLite file, and a device's trust anchors for it."""
 
-    def __init__(self, directory: Path, config: PublishConfig | None = None) -> None:
+    def __init__(self, directory: Path, config: PublishConfig | None = None, on_publish=None) -> None:
         root_pub = generate_key_file(directory / "root.pem")
         signing_pub = generate_key_file(directory / "signing.pem")
         cert = issue_cert(load_key_file(directory / "root.pem"), signing_pub,
@@ -61,7 +62,7 @@ class World:
         self.engine = make_engine(f"sqlite:///{self.db_path}")
         self.clock = Clock()
         self.registry = Registry(self.engine, Signer(load_key_file(directory / "signing.pem"), cert),
-                                 config=config, clock=self.clock)
+                                 config=config, clock=self.clock, on_publish=on_publish)
         ring = KeyRing(root_pub)
         ring.add_cert(cert)
         self.trusted = TrustedSet(ring)
@@ -78,6 +79,7 @@ class Device:
         self.world = world
         self.state = TrustedListState(LIST)
         self.held: dict[bytes, Entry] = {}
+        self.cleared: dict[bytes, Clearance] = {}
         self.digest = StateDigest()
 
     def sync(self) -> list:
@@ -94,16 +96,21 @@ class Device:
         if update.replaces_state:
             snapshot = decode_snapshot(update.payload, max_entries=1 << 20)
             self.held = {e.token: e for e in snapshot.entries}
+            self.cleared = {c.token: c for c in snapshot.clearances}
             self.digest = StateDigest.from_bytes(snapshot.header.lanes)
-            assert StateDigest.of(snapshot.entries) == self.digest  # the lanes sent are the records' digest
+            # the lanes sent are the digest of the records and clearances sent
+            assert StateDigest.of([*snapshot.entries, *snapshot.clearances]) == self.digest
             self.state = self.world.trusted.confirm(self.state, update, snapshot.header.checksum)
             return
         decoded = decode_payload(update.payload, max_bytes=1 << 24, max_entries=1 << 20)
         # docs/wire-format.md: removals first; adding a held token replaces its entry.
         gone = [self.held.pop(t) for t in decoded.removes if t in self.held]
         gone += [self.held[e.token] for e in decoded.adds if e.token in self.held]
+        gone += [self.cleared.pop(t) for t in decoded.remove_clearances if t in self.cleared]
+        gone += [self.cleared[c.token] for c in decoded.add_clearances if c.token in self.cleared]
         self.held.update({e.token: e for e in decoded.adds})
-        self.digest.apply(adds=decoded.adds, removes=gone)
+        self.cleared.update({c.token: c for c in decoded.add_clearances})
+        self.digest.apply(adds=[*decoded.adds, *decoded.add_clearances], removes=gone)
         self.state = self.world.trusted.confirm(self.state, update, self.digest.checksum())
 
 
@@ -364,3 +371,73 @@ def test_any_sequence_of_changes_keeps_device_and_snapshot_in_step(ops):
         assert fresh.held == device.held and fresh.digest == device.digest
         assert device.state.version == len(ops)
         world.engine.dispose()
+
+
+def _namesake_clearance(world, number: str = "9876543", *, until: date = date(2027, 6, 30)) -> Clearance:
+    token = document_token(world.key, DocumentClass.PASSPORT, "DEU", "L01X00T99")
+    return Clearance(token, LIST, f"GC-CLR-{number}", until)
+
+
+def test_clearance_publishes_an_allow_token_that_the_signed_digest_covers(world):
+    world.registry.add_entry(LIST, mueller(), by="officer-1")
+    device = Device(world)
+    device.sync()
+    clearance = _namesake_clearance(world)
+    published = world.registry.publish_clearances(LIST, ClearanceChange(add=((clearance, 1),)), by="reviewer-2")
+    assert published.cleared == (clearance.token,) and published.added == ()
+    device.sync()
+    assert device.state.version == 2 and device.cleared == {clearance.token: clearance}
+    assert device.digest == StateDigest.from_bytes(world.registry.list_info(LIST).state_digest)
+
+
+def test_withdrawn_clearance_travels_as_a_removal_and_a_far_device_gets_it_by_snapshot(world):
+    clearance = _namesake_clearance(world)
+    world.registry.publish_clearances(LIST, ClearanceChange(add=((clearance, 1),)), by="reviewer-2")
+    device = Device(world)
+    device.sync()
+    fresh = Device(world)
+    world.clock.now += 1
+    fresh.apply(*world.registry.snapshot(LIST))
+    assert fresh.cleared == device.cleared == {clearance.token: clearance}
+
+    world.registry.publish_clearances(LIST, ClearanceChange(remove=(clearance.token,)), by="reviewer-3")
+    [(envelope, payload)] = world.registry.updates_since(LIST, 1)
+    assert decode_payload(payload, max_bytes=1 << 20, max_entries=16).remove_clearances == (clearance.token,)
+    device.apply(envelope, payload)
+    assert device.cleared == {} and device.digest == StateDigest()
+
+
+def test_republishing_the_same_clearance_changes_nothing_but_a_new_term_replaces_it(world):
+    clearance = _namesake_clearance(world)
+    world.registry.publish_clearances(LIST, ClearanceChange(add=((clearance, 1),)), by="r")
+    device = Device(world)
+    device.sync()
+    same = world.registry.publish_clearances(LIST, ClearanceChange(add=((clearance, 1),)), by="r")
+    assert same.cleared == ()
+    longer = Clearance(clearance.token, LIST, clearance.redress_number, date(2028, 6, 30))
+    world.registry.publish_clearances(LIST, ClearanceChange(add=((longer, 1),)), by="r")
+    device.sync()
+    assert device.cleared == {longer.token: longer}
+    assert device.digest == StateDigest.from_bytes(world.registry.list_info(LIST).state_digest)
+
+
+def test_clearance_for_another_list_or_twice_in_one_change_is_refused_and_nothing_is_published(world):
+    clearance = _namesake_clearance(world)
+    other = Clearance(clearance.token, "hotel-dnr", clearance.redress_number, clearance.valid_until)
+    with pytest.raises(InvalidEntry, match="cannot be published"):
+        world.registry.publish_clearances(LIST, ClearanceChange(add=((other, 1),)), by="r")
+    with pytest.raises(InvalidEntry, match="twice"):
+        world.registry.publish_clearances(
+            LIST, ClearanceChange(add=((clearance, 1),), remove=(clearance.token,)), by="r")
+    assert world.registry.current_version(LIST) == 0
+
+
+def test_publish_hook_hears_every_committed_version_and_no_refused_one(tmp_path):
+    heard: list[str] = []
+    world = World(tmp_path, on_publish=heard.append)
+    entry_id = world.registry.add_entry(LIST, mueller(), by="o")
+    world.registry.remove_entry(LIST, entry_id, by="r")
+    world.registry.publish_clearances(LIST, ClearanceChange(add=((_namesake_clearance(world), 1),)), by="r")
+    with pytest.raises(InvalidEntry):
+        world.registry.add_entry(LIST, mueller("X", documents=(), date_of_birth=None), by="o")
+    assert heard == [LIST, LIST, LIST]
