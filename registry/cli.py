@@ -21,6 +21,7 @@ from registry.audit_cli import audit_group
 from registry.cli_common import by_option, data_dir_option, registry_engine, who
 from registry.db import RegistryError, make_engine
 from registry.devices import DeviceRegistry
+from registry.housekeeping_cli import housekeeping
 from registry.publish import DocumentRef, EntryFields, Name, Registry
 from registry.server import RegistryPaths
 from registry.signing import (
@@ -245,3 +246,4 @@ def device_disable(data_dir, device_id) -> None:
 
 registry.add_command(audit_group)
 registry.add_command(user_group)
+registry.add_command(housekeeping)

@@ -42,6 +42,7 @@ from sqlalchemy.exc import IntegrityError
 from registry import db
 from registry.audit import AuditLog
 from registry.db import RegistryError
+from registry.incident_routing import TRIAGE
 from registry.publish import DocumentRef, EntryFields, Registry
 from registry.review_policy import (
     Approval,
@@ -254,17 +255,30 @@ class ReportQueue:
             raise ReportError(f"list {list_id} takes no reports yet: a list admin must set its categories")
         return _policy(list_id, text)
 
+    def policies(self) -> list[ListPolicy]:
+        """Every list that takes reports, by list id."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(list_policies).order_by(list_policies.c.list_id)).all()
+        return [_policy(r.list_id, r.policy) for r in rows]
+
     # -- filing --------------------------------------------------------------------
 
     def file(self, *, reporter: str, list_id: str, category: str, identity: Identity, trip: str,
              trip_date: date, narrative: str, org: str = "", source: str = "web",
              attachments: Iterable[Evidence] = (), report_id: str | None = None) -> str:
-        """Put a report in the queue; returns its id. Every refusal names the field."""
+        """Put a report in the queue; returns its id. Every refusal names the field.
+
+        A device's report may come under TRIAGE (registry/incident_routing.py)
+        and without a birth date or document: the counter already has it,
+        so the queue takes it and a reviewer categorises or rejects it.
+        """
         policy = self.policy(list_id)
-        policy.category(category)  # PolicyError lists the taxonomy
+        from_device = source == "device"
+        if not (from_device and category == TRIAGE):
+            policy.category(category)  # PolicyError lists the taxonomy
         if not identity.surnames.strip():
             raise ReportError("a report needs the traveller's surname")
-        if identity.date_of_birth is None and not identity.documents:
+        if identity.date_of_birth is None and not identity.documents and not from_device:
             raise ReportError("a report needs the traveller's date of birth or a document number, "
                               "or it could never be matched at a counter")
         narrative = narrative.strip()
@@ -357,6 +371,8 @@ class ReportQueue:
         report = self.get(report_id)
         if report.status not in UNDECIDED:
             raise ReportError(f"report {report_id} is {report.status} already")
+        if report.category == TRIAGE:
+            raise ReportError(f"report {report_id} came from a counter without a list category: choose one first")
         policy = self.policy(report.list_id)
         at = int(self.clock())
         with self.engine.connect() as conn:
@@ -398,6 +414,23 @@ class ReportQueue:
                               reason=reason, before={"status": report.status},
                               after={"status": ACCEPTED, "entry_id": entry_id,
                                      "valid_until": term.valid_until.isoformat()}, at=at)
+        return self.get(report_id)
+
+    def categorise(self, report_id: str, category: str, *, reviewer: str, reason: str = "") -> Report:
+        """Give a counter's TRIAGE report its category from the list's taxonomy, before any decision."""
+        report = self.get(report_id)
+        if report.category != TRIAGE:
+            raise ReportError(f"report {report_id} has its category already ({report.category})")
+        self.policy(report.list_id).category(category)  # PolicyError lists the taxonomy
+        at = int(self.clock())
+        c = reports.c
+        with self.engine.begin() as conn:
+            moved = conn.execute(update(reports).where(and_(
+                c.report_id == report_id, c.category == TRIAGE, c.status == PENDING)).values(category=category)).rowcount
+            if moved != 1:
+                raise ReportError(f"report {report_id} was categorised or decided meanwhile; reload it")
+            self.audit.append(conn, actor=reviewer, action="report.categorise", subject=f"report:{report_id}",
+                              reason=reason, before={"category": TRIAGE}, after={"category": category}, at=at)
         return self.get(report_id)
 
     def _claim(self, report_id: str, at: int) -> None:

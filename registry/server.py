@@ -534,6 +534,11 @@ def incidents():
     if "report" not in body:
         raise BadInput("body needs a report object", code="invalid_report")
     report_id = services().devices.record_incident(g.device.device_id, body.get("report_id"), body["report"])
+    # Stored is acknowledged: filing into the review queue is retried by IncidentIntake.sweep.
+    try:
+        current_app.extensions["gatecheck_ui"].intake.take(g.device.device_id, report_id, body["report"])
+    except Exception:  # noqa: BLE001 - the device's copy is safe either way; never fail its ack
+        log.exception("incident %s stored but not queued; the next sweep files it", report_id)
     return jsonify({"report_id": report_id, "status": "acknowledged"}), 200
 
 

@@ -14,6 +14,9 @@ worker processes sharing one listening socket.
   SQLite runs in WAL mode, so the workers' reads never wait for a publisher.
   The master builds one app first, only to check the data directory and
   create missing tables, and closes its connections before forking.
+* **Scheduled work.** Each worker runs registry/housekeeping.py's thread
+  (expiry publishes, filing device reports a crash left unfiled); a lease
+  row in the database gives each pass to one worker.
 * **Stopping.** SIGTERM to the master stops the workers gracefully: each
   ends its waiting long-polls at once with a heartbeat (``ListChanges.close``)
   and finishes what is in flight within ``GRACEFUL_SECONDS``.
@@ -28,6 +31,7 @@ from pathlib import Path
 from gunicorn.app.base import BaseApplication
 from gunicorn.workers.gthread import ThreadWorker
 
+from registry.housekeeping import housekeeper_for
 from registry.server import create_app
 
 #: In-flight requests get this long after SIGTERM; long-polls end at once anyway.
@@ -64,7 +68,9 @@ class RegistryApplication(BaseApplication):
             self.cfg.set(key, value)
 
     def load(self):
-        return create_app({"DATA_DIR": str(self.data_dir)})  # in each worker, after the fork
+        app = create_app({"DATA_DIR": str(self.data_dir)})  # in each worker, after the fork
+        housekeeper_for(app).start()  # every worker offers; the lease lets one at a time do a pass
+        return app
 
 
 def bind_address(host: str, port: int) -> str:

@@ -21,6 +21,7 @@ from registry import db
 from registry.accounts import Accounts
 from registry.audit import AuditLog
 from registry.devices import DeviceRegistry
+from registry.incident_intake import IncidentIntake
 from registry.reports import ReportQueue
 from registry.web import access
 from registry.web.throttle import LoginThrottle
@@ -40,6 +41,7 @@ class UiServices:
     throttle: LoginThrottle
     devices: DeviceRegistry
     reports: ReportQueue
+    intake: IncidentIntake
 
     def list_summaries(self) -> list[dict]:
         """Every list with its version and published token count, for the dashboard."""
@@ -94,8 +96,9 @@ def init_ui(app: Flask, engine: Engine, *, data_dir: Path | None = None) -> None
     audit = AuditLog(engine)
     # Decisions publish through the device API's registry, so waiting long-polls wake at once.
     registry = app.extensions["gatecheck_registry"].registry
+    devices, queue = app.extensions["gatecheck_registry"].devices, ReportQueue(engine, registry, audit)
     app.extensions["gatecheck_ui"] = UiServices(engine, Accounts(engine, audit), audit, LoginThrottle(engine),
-                                                DeviceRegistry(engine), ReportQueue(engine, registry, audit))
+                                                devices, queue, IncidentIntake(queue, devices))
     csrf.init_app(app)
     for name in access.DEVICE_BLUEPRINTS & app.blueprints.keys():
         csrf.exempt(app.blueprints[name])  # devices sign each request; they have no session to forge
