@@ -690,36 +690,50 @@ def _area(filename: str, func: str) -> str:
 # --------------------------------------------------------------------------- 3. propagation
 
 
+class LiveDevice:
+    """A counter enrolled with ``world``, its `gatecheck sync run` long-polling, and a read-only view of its store."""
+
+    def __init__(self, world: RegistryWorld, out: Path, name: str) -> None:
+        from sync.cli import DEVICE_KEY_FILE, ROOT_KEY_FILE
+        from sync.keys import raw_public_key
+
+        self.world = world
+        device_dir = out / f"device-{name}"
+        device_dir.mkdir(parents=True)
+        generate_key_file(device_dir / DEVICE_KEY_FILE)
+        public = raw_public_key(load_key_file(device_dir / DEVICE_KEY_FILE))
+        code = world.devices.issue_code([world.list_id], ttl_seconds=3600, by="bench")
+        world.devices.enroll(code, public, f"bench {name} counter")
+        shutil.copyfile(world.paths.root_public, device_dir / ROOT_KEY_FILE)
+        info = world.registry.list_info(world.list_id)
+        with SnapshotStore(snapshot_path(device_dir)) as store:
+            store.put_list(dataclasses.replace(info, version=0, state_digest=b""))
+        self.agent = subprocess.Popen([GATECHECK, "sync", "run", "--data-dir", str(device_dir), "--registry",
+                                       world.url, "--first-poll-max-delay", "0"], stdout=subprocess.DEVNULL,
+                                      stderr=open(out / f"agent-{name}.log", "wb"))
+        self.reader = SnapshotStore(snapshot_path(device_dir), readonly=True)
+        if self.wait_for(world.registry.current_version(world.list_id), 30) is None:
+            self.stop()
+            raise SystemExit(f"the agent did not catch up within 30 s; see {out / f'agent-{name}.log'}")
+
+    def wait_for(self, version: int, timeout: float) -> float | None:
+        """perf_counter() when the device holds ``version``, or None after ``timeout`` seconds."""
+        deadline = time.perf_counter() + timeout
+        while time.perf_counter() < deadline:
+            if self.reader.get_list(self.world.list_id).version >= version:
+                return time.perf_counter()
+            time.sleep(0.002)
+        return None
+
+    def stop(self) -> None:
+        self.reader.close()
+        self.agent.send_signal(signal.SIGTERM)
+
+
 def bench_propagation(world: RegistryWorld, out: Path, samples: int) -> dict:
-    from sync.cli import DEVICE_KEY_FILE, ROOT_KEY_FILE
-    from sync.keys import raw_public_key
-
-    device_dir = out / "device-propagation"
-    device_dir.mkdir(parents=True)
-    generate_key_file(device_dir / DEVICE_KEY_FILE)
-    public = raw_public_key(load_key_file(device_dir / DEVICE_KEY_FILE))
-    code = world.devices.issue_code([world.list_id], ttl_seconds=3600, by="bench")
-    world.devices.enroll(code, public, "bench propagation counter")
-    shutil.copyfile(world.paths.root_public, device_dir / ROOT_KEY_FILE)
-    info = world.registry.list_info(world.list_id)
-    with SnapshotStore(snapshot_path(device_dir)) as store:
-        store.put_list(dataclasses.replace(info, version=0, state_digest=b""))
-    agent = subprocess.Popen([GATECHECK, "sync", "run", "--data-dir", str(device_dir), "--registry", world.url,
-                              "--first-poll-max-delay", "0"], stdout=subprocess.DEVNULL,
-                             stderr=open(out / "agent.log", "wb"))
+    device = LiveDevice(world, out, "propagation")
+    wait_for = device.wait_for
     try:
-        reader = SnapshotStore(snapshot_path(device_dir), readonly=True)
-
-        def wait_for(version: int, timeout: float) -> float | None:
-            deadline = time.perf_counter() + timeout
-            while time.perf_counter() < deadline:
-                if reader.get_list(world.list_id).version >= version:
-                    return time.perf_counter()
-                time.sleep(0.002)
-            return None
-
-        if wait_for(world.registry.current_version(world.list_id), 30) is None:
-            raise SystemExit(f"the agent did not catch up within 30 s; see {out / 'agent.log'}")
         rng = random.Random(SEED)
         publish, total, missed = [], [], 0
         for i in range(samples):
@@ -735,10 +749,9 @@ def bench_propagation(world: RegistryWorld, out: Path, samples: int) -> dict:
             publish.append(published - started)
             total.append(applied - started)
             log(f"propagation {i + 1}/{samples}: {total[-1] * 1e3:.0f} ms")
-        reader.close()
     finally:
-        agent.send_signal(signal.SIGTERM)
-    return {"publish": publish, "total": total, "missed": missed, "agent": agent}
+        device.stop()
+    return {"publish": publish, "total": total, "missed": missed, "agent": device.agent}
 
 
 # --------------------------------------------------------------------------- 4. snapshot install
