@@ -1,8 +1,8 @@
 """From a scan to a journaled verdict: the I/O around the pure verdict rules.
 
 Parse, derive the identity, turn it into each in-scope list's tokens, look
-them up in the snapshot, decide (appliance/verdict.py) and journal the
-result before anyone sees it.
+them up in the snapshot, decide (appliance/verdict.py) and commit the
+result to the journal before anyone sees it (docs/journal.md, "Durability").
 """
 
 from __future__ import annotations
@@ -21,9 +21,14 @@ from appliance.verdict import Decision, decide
 from sync.identity import Identity, identity_from_document
 
 class Checker:
-    """One counter's checking pipeline over a snapshot and a journal."""
+    """One counter's checking pipeline over a snapshot and a journal.
 
-    def __init__(self, store: SnapshotStore, journal: Journal, config: DeviceConfig) -> None:
+    ``store`` is None on a device that has no snapshot yet: there are no
+    lists, so the verdict rules report the lists missing (and fail closed by
+    default) rather than the checker creating an empty store as a side effect.
+    """
+
+    def __init__(self, store: SnapshotStore | None, journal: Journal, config: DeviceConfig) -> None:
         self.store = store
         self.journal = journal
         self.config = config
@@ -50,10 +55,13 @@ class Checker:
             error = exc
         identity = identity_from_document(document) if document is not None else None
         profile = self.config.profile()
-        with self.store.read():  # one scan sees one version of every list
-            lists = self.store.lists()
-            in_scope = [info for info in lists if profile.covers(info)]
-            entries, clearances = self._lookups(identity, in_scope)
+        lists: list[ListInfo] = []
+        entries, clearances = [], []
+        if self.store is not None:
+            with self.store.read():  # one scan sees one version of every list
+                lists = self.store.lists()
+                in_scope = [info for info in lists if profile.covers(info)]
+                entries, clearances = self._lookups(identity, in_scope)
         decision = decide(
             document=document, error=error, identity=identity, entries=entries,
             clearances=clearances, lists=lists, profile=profile, now=now,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import json
 import sys
+from contextlib import contextmanager, nullcontext
 from datetime import date
 from pathlib import Path
 
@@ -49,7 +50,37 @@ _LAZY_COMMANDS = {
 }
 
 
+class _OneLineUsageError(click.ClickException):
+    """A usage error as one stderr line (click's own takes four), exit status 2."""
+
+    exit_code = 2
+
+    def __init__(self, error: click.UsageError) -> None:
+        super().__init__(error.format_message())
+        self.command_path = error.ctx.command_path if error.ctx is not None else "gatecheck"
+
+    def show(self, file=None) -> None:
+        message = self.format_message().rstrip(".")
+        click.echo(f"{self.command_path}: {message} (see '{self.command_path} --help')", err=True)
+
+
+#: click >= 8.2 raises this for a bare group, to print its help (older click just prints it).
+_NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())
+
+
+@contextmanager
+def _one_line_usage_errors():
+    try:
+        yield
+    except _NO_ARGS_IS_HELP:
+        raise  # a bare group prints its help, as it should
+    except click.UsageError as exc:
+        raise _OneLineUsageError(exc) from None
+
+
 class _LazyGroup(click.Group):
+    """Imports subcommands on first use; every usage error below it is one line."""
+
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted([*super().list_commands(ctx), *_LAZY_COMMANDS])
 
@@ -58,6 +89,16 @@ class _LazyGroup(click.Group):
             module, attribute = _LAZY_COMMANDS[name]
             return getattr(importlib.import_module(module), attribute)
         return super().get_command(ctx, name)
+
+    # Options of `gatecheck` itself are parsed in make_context; everything
+    # below it (subcommands, nested groups, their options) runs inside invoke.
+    def make_context(self, info_name, args, parent=None, **extra) -> click.Context:
+        with _one_line_usage_errors():
+            return super().make_context(info_name, args, parent, **extra)
+
+    def invoke(self, ctx: click.Context):
+        with _one_line_usage_errors():
+            return super().invoke(ctx)
 
 
 @click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -168,9 +209,11 @@ def check(data_dir: Path | None, path: Path | None, channel: str, operator: str 
         payload = _read_capped(path)  # oversized input is UNREADABLE with the parser's reason
     except OSError as exc:
         fail(f"cannot read {path}: {(exc.strerror or str(exc)).lower()}")
+    store_file = snapshot_path(config.data_dir)
     try:
         private_dir(config.data_dir)
-        with SnapshotStore(snapshot_path(config.data_dir)) as store, \
+        # Checking never creates the store: that is the sync agent's (or `snapshot synth`'s) job.
+        with (SnapshotStore(store_file) if _store_exists(store_file) else nullcontext()) as store, \
                 Journal(config.data_dir) as journal:
             decision = Checker(store, journal, config).check(payload, channel=channel, operator=operator)
     except (SnapshotError, JournalDbError) as exc:
@@ -180,6 +223,9 @@ def check(data_dir: Path | None, path: Path | None, channel: str, operator: str 
     _emit(decision.to_dict())
 
 
+def _store_exists(path: Path) -> bool:
+    """A plain store file, or a generation pointer (even a dangling one, which opening reports)."""
+    return path.is_symlink() or path.exists()
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from .errors import MalformedBCBP
@@ -70,7 +71,9 @@ _UNIQUE_SLICES = _slices(_UNIQUE_FIELDS)
 _REPEATED_SLICES = _slices(_REPEATED_FIELDS)
 
 _ASCII_UPPER = str.maketrans("abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
-_HEX2 = re.compile(r"[0-9A-Fa-f]{2}")
+# Every two-hex-digit size field and its value: a dict lookup, not a regex, per block.
+_HEX_DIGITS = "0123456789ABCDEFabcdef"
+_HEX2 = {hi + lo: int(hi + lo, 16) for hi in _HEX_DIGITS for lo in _HEX_DIGITS}
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _AIM_PREFIX = re.compile(r"\][A-Za-z][0-9A-Za-z]")  # ISO/IEC 15424 symbology identifier
 
@@ -282,7 +285,7 @@ def _repair_framing(text: str, state: _State) -> str:
 def _mandatory(cur: _Cursor, width: int, what: str, state: _State) -> str:
     """Mandatory items: printable, upper-case (lowercase is repaired with a warning)."""
     chunk = cur.take(width, what)
-    control = _CONTROL.search(chunk)
+    control = None if chunk.isprintable() else _CONTROL.search(chunk)  # the common case in C
     if control:
         raise MalformedBCBP(
             f"control character {control.group()!r} in {what} "
@@ -300,9 +303,10 @@ def _is_digits(text: str) -> bool:
 
 
 def _hex_size(text: str, what: str) -> int:
-    if not _HEX2.fullmatch(text):
+    size = _HEX2.get(text)
+    if size is None:
         raise MalformedBCBP(f"{what} is {text!r}; it must be two hexadecimal digits")
-    return int(text, 16)
+    return size
 
 
 def _split(text: str, slices: tuple[tuple[str, int, int], ...]) -> dict[str, str | None]:
@@ -361,10 +365,12 @@ def _read_repeated(variable: str, number: int, state: _State) -> dict[str, Any]:
     return {**values, "repeated_unknown": unknown, "airline_data": cur.rest() or None}
 
 
+_NO_REPEATED = {**dict.fromkeys(name for name, _, _ in _REPEATED_SLICES), "repeated_unknown": None}
+
+
 def _empty_repeated(airline_data: str) -> dict[str, Any]:
     """A pass without a '>' conditional section: the variable field is airline data."""
-    return {**_split("", _REPEATED_SLICES), "repeated_unknown": None,
-            "airline_data": airline_data or None}
+    return {**_NO_REPEATED, "airline_data": airline_data or None}
 
 
 def _read_tail(rest: str, extra: dict[str, Any], state: _State) -> None:
@@ -403,6 +409,7 @@ def _read_tail(rest: str, extra: dict[str, Any], state: _State) -> None:
 # -- dates and legs --------------------------------------------------------------
 
 
+@lru_cache(maxsize=4096)  # a few years around today are asked about again and again
 def _day_in_year(year: int, day: int) -> date | None:
     if not 1 <= year <= 9999:
         return None
@@ -440,14 +447,18 @@ def _flight_day(raw: str | None, number: int, issue: date | None, reference: dat
         return None, None
     day = int(raw)
     try:
-        if issue is not None:
-            return day, julian_on_or_after(day, issue)
-        return day, julian_to_date(day, reference)
+        return day, _flight_date(day, issue, reference)
     except ValueError:
         where = (f"within a year after the issue date {issue.isoformat()}" if issue is not None
                  else f"within a year of {reference.isoformat()}")
         state.warnings.append(f"leg {number}: day 366 but no leap year {where}")
         return day, None
+
+
+@lru_cache(maxsize=1024)
+def _flight_date(day: int, issue: date | None, reference: date) -> date:
+    """Cached: the legs of one pass share its issue date, and a day's scans share ``reference``."""
+    return julian_on_or_after(day, issue) if issue is not None else julian_to_date(day, reference)
 
 
 def _make_leg(fields: dict[str, Any], number: int, issue: date | None, reference: date,

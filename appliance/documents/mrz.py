@@ -2,7 +2,9 @@
 
 Field positions follow Doc 9303 Part 4 (TD3 passports), Part 5 (TD1 cards),
 Part 6 (TD2) and Part 7 (visas). The French national identity card of the
-1988-2021 design has a 2 x 36 zone of its own (layout ``FRA-ID``). The parser
+1988-2021 design has a 2 x 36 zone of its own: its ``layout`` is ``TD2`` (the
+shape, the only layout values the CLI contract allows) and its ``variant``
+``FRA-ID`` (in ``extra``) says which fields it really has. The parser
 is pure: text in, Document out. Bad check digits never raise (the Document
 comes back with ``valid`` False); only input that has no MRZ shape raises
 :class:`MalformedMRZ`.
@@ -75,6 +77,7 @@ class _Spec:
     personal_check: int | None = None
     composite: int | None = None
     composite_over: tuple[slice, ...] = ()
+    variant: str | None = None  # a national zone that is not Doc 9303 (extra["variant"])
 
 
 def _with_check(where: slice) -> slice:
@@ -134,7 +137,7 @@ _MRVB = _two_line("MRVB", 36, "optional_data", 36, long_numbers=False, personal_
 # characters of line 2. No expiry date and no nationality field.
 _FRA_NAMES = (("surname", slice(5, 30)), ("given_names", slice(49, 63)))
 _FRA_ID = _Spec(
-    "FRA-ID", number=slice(36, 48), dob=slice(63, 69), sex=70, expiry=None, nationality=None,
+    "TD2", variant="FRA-ID", number=slice(36, 48), dob=slice(63, 69), sex=70, expiry=None, nationality=None,
     letters=(*_CODES, *_FRA_NAMES), names=_FRA_NAMES, padded=(),
     # Only the department (3 characters after YYMM) may hold letters.
     numeric=(*_dates(slice(63, 69)), ("document_number", slice(36, 49), (slice(36, 40), slice(43, 49)))),
@@ -466,7 +469,7 @@ def _document(text: str, spec: _Spec, checks: dict[str, bool], raw_lines: list[s
         warnings.append(f"document_number: {number!r} ends in K that may be misread fillers "
                         "(a check digit cannot tell K from <); left as read")
 
-    extra: dict[str, object] = {}
+    extra: dict[str, object] = {} if spec.variant is None else {"variant": spec.variant}
     for name, where in spec.padded + spec.codes:
         value = text[where]
         if where == spec.overflow:

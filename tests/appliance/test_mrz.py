@@ -231,18 +231,20 @@ def test_document_serialises_to_json():
 )
 def test_french_id_card_specimens(lines, number, surname, given_names, born, sex, office):
     doc = parse(lines)
-    assert (doc.layout, doc.document_code, doc.document_number) == ("FRA-ID", "ID", number)
+    assert (doc.layout, doc.document_code, doc.document_number) == ("TD2", "ID", number)
     assert (doc.surname, doc.given_names, doc.date_of_birth, doc.sex) == (surname, given_names, born, sex)
     assert (doc.issuing_country, doc.nationality) == ("FRA", "FRA")
     assert doc.expiry_date is None and doc.issue_date is None
     assert doc.checks == {"document_number": True, "date_of_birth": True, "composite": True}
     assert doc.valid and doc.warnings == []
-    assert doc.extra == {"issuing_office": office, "lines": lines}
+    assert doc.extra == {"variant": "FRA-ID", "issuing_office": office, "lines": lines}
 
 
-def test_french_id_card_serialises_with_its_own_layout_and_no_expiry():
+def test_french_id_card_keeps_the_contract_layout_and_names_its_variant():
+    """The CLI contract allows only the five Doc 9303 layouts; the 2 x 36 French card is TD2-shaped."""
     out = json.loads(json.dumps(parse(FRA_DOUEL).to_dict()))
-    assert (out["layout"], out["expiry_date"], out["valid"]) == ("FRA-ID", None, True)
+    assert (out["layout"], out["expiry_date"], out["valid"]) == ("TD2", None, True)
+    assert out["mrz"]["variant"] == "FRA-ID" and "expiry_date" not in out["checks"]
 
 
 def test_french_id_card_composite_covers_line_one_and_line_two_up_to_the_sex():
@@ -255,22 +257,22 @@ def test_every_check_digit_of_the_french_id_card_is_checked():
     for name, col in {"document_number": 12, "date_of_birth": 33, "composite": 35}.items():
         wrong = "3" if FRA_PETE[1][col] != "3" else "4"
         doc = parse(with_char(FRA_PETE, 1, col, wrong))
-        assert doc.layout == "FRA-ID" and doc.checks[name] is False and not doc.valid, name
+        assert doc.extra["variant"] == "FRA-ID" and doc.checks[name] is False and not doc.valid, name
 
 
 def test_icao_td2_issued_by_france_is_still_td2():
     lines = encode(MRZFields("TD2", "ID", "FRA", "X4RTBPFW4", "MARTIN", "PAUL", "800101", "M", "300101", "FRA"))
     doc = parse(lines)
     assert (doc.layout, doc.nationality, doc.document_number) == ("TD2", "FRA", "X4RTBPFW4")
-    assert doc.valid
+    assert doc.valid and "variant" not in doc.extra
 
 
 def test_french_id_card_with_ocr_damage_is_recognised_and_repaired():
     doc = parse(with_char(FRA_PETE, 0, 0, "1"))  # IDFRA read as 1DFRA
-    assert (doc.layout, doc.document_code) == ("FRA-ID", "ID") and doc.valid
+    assert (doc.extra["variant"], doc.document_code) == ("FRA-ID", "ID") and doc.valid
     assert read_warnings(doc, "document_code")
     doc = parse(with_char(FRA_PETE, 1, 8, "I"))  # sequence 01874 read as 0I874
-    assert (doc.layout, doc.document_number) == ("FRA-ID", "050995201874") and doc.valid
+    assert (doc.extra["variant"], doc.document_number) == ("FRA-ID", "050995201874") and doc.valid
     assert read_warnings(doc, "document_number")
     doc = parse(with_char(FRA_PETE, 1, 16, "0"))  # NICOLAS read as NIC0LAS
     assert doc.given_names == "NICOLAS PAUL" and doc.valid
@@ -765,7 +767,7 @@ def french_cards(draw):
 def test_round_trip_french_id_card_encoder_to_parser(case):
     fields, lines, today = case
     doc = parse(lines, today=today)
-    assert doc.layout == "FRA-ID"
+    assert (doc.layout, doc.extra["variant"]) == ("TD2", "FRA-ID")
     assert doc.valid, doc.checks
     assert doc.warnings == []
     assert (doc.document_code, doc.issuing_country, doc.nationality) == ("ID", "FRA", "FRA")

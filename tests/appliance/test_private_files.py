@@ -21,8 +21,9 @@ def test_check_creates_a_private_data_dir_and_private_databases(tmp_path):
                           timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert _mode(data_dir) == 0o700
-    databases = [p for p in data_dir.iterdir() if p.name.startswith(("snapshot.db", "journal.db"))]
-    assert {p.name for p in databases} >= {"snapshot.db", "journal.db"}
+    databases = [p for p in data_dir.iterdir() if p.name.startswith("journal.db")]
+    assert {p.name for p in databases} >= {"journal.db"}
+    assert not (data_dir / "snapshot.db").exists()  # checking never creates the store
     for path in databases:  # -wal and -shm files included
         assert _mode(path) == 0o600, path.name
 

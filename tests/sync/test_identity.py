@@ -2,7 +2,9 @@
 
 import hashlib
 import hmac
+import re
 from datetime import date
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -10,6 +12,7 @@ from hypothesis import strategies as st
 
 from appliance.documents.model import Document
 from sync.identity import (
+    _ICAO_SPECIAL,
     TOKEN_BYTES,
     DocumentClass,
     IdentityError,
@@ -23,6 +26,38 @@ from sync.identity import (
 )
 
 KEY = bytes(range(32))
+
+
+TOKEN_LAYOUT = Path(__file__).resolve().parents[2] / "docs" / "token-layout.md"
+
+
+def _documented_transliterations() -> list[tuple[str, str]]:
+    """Every `X→Y` in the names row of docs/token-layout.md; `Ö/Ø/Œ→OE` gives three."""
+    row = next(line for line in TOKEN_LAYOUT.read_text("utf-8").splitlines() if line.startswith("| names |"))
+    return [(source, target) for sources, target in re.findall(r"([^\s,;(]+)→([A-Z]+)", row)
+            for source in sources.split("/")]
+
+
+DOCUMENTED = _documented_transliterations()
+
+
+def test_the_token_layout_page_lists_the_transliteration_table():
+    assert len(DOCUMENTED) >= 20 and ("Ŋ", "N") in DOCUMENTED and ("Ö", "OE") in DOCUMENTED
+
+
+@pytest.mark.parametrize(("written", "canonical"), DOCUMENTED, ids=[w for w, _ in DOCUMENTED])
+def test_every_documented_transliteration_holds_in_both_cases_and_inside_a_word(written, canonical):
+    """docs/token-layout.md is the spec another implementation follows: each row must be what we do."""
+    assert transliterate(written) == canonical
+    assert transliterate(written.lower()) == canonical
+    assert transliterate(f"Ma{written.lower()}r") == f"MA{canonical}R"
+
+
+def test_every_special_letter_in_the_code_is_in_the_documented_table():
+    """A letter the code maps but the page omits would give the registry another token."""
+    documented = {source for source, _ in DOCUMENTED}
+    documented |= {source.lower() for source in documented}
+    assert set(_ICAO_SPECIAL) <= documented, sorted(set(_ICAO_SPECIAL) - documented)
 
 
 @pytest.mark.parametrize(
