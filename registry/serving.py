@@ -80,6 +80,7 @@ def bind_address(host: str, port: int) -> str:
 def serve(data_dir: Path, *, host: str, port: int, workers: int, threads: int) -> None:
     """Run the master until SIGTERM or SIGINT; raises RegistryError if the data directory is unusable."""
     app = create_app({"DATA_DIR": str(data_dir)})  # fail here, in one line, not in every worker
+    housekeeper_for(app)  # its lease table now, before the fork: two workers creating it at once collide
     services = app.extensions["gatecheck_registry"]
     services.registry.engine.dispose()  # no connection may cross the fork
     print(f"registry serving on http://{bind_address(host, port)} ({workers} processes x {threads} threads)",
