@@ -192,7 +192,8 @@ def _integer(low: int, high: int | None, what: str) -> Callable[[str, str, Any],
         number: int | None = None
         if isinstance(value, int) and not isinstance(value, bool):
             number = value
-        elif isinstance(value, str) and re.fullmatch(r"\s*\d+\s*", value):
+        elif isinstance(value, str) and re.fullmatch(r"[ \t]*[0-9]+[ \t]*", value):
+            # ASCII digits and blanks only: \s and \d also match what int() refuses ("0\x1f")
             number = int(value)
         if number is None or number < low or (high is not None and number > high):
             raise ConfigError(source, key, f"must be {what}, got {value!r}")

@@ -5,6 +5,9 @@ Run alone from the repository root::
     .venv/bin/python bench/bench_verdict.py                    # 1 M, 10 M and 50 M tokens
     .venv/bin/python bench/bench_verdict.py --sizes 1M,10M     # some sizes only
     .venv/bin/python bench/bench_verdict.py --quick            # 1 M tokens, fewer scans
+    .venv/bin/python bench/bench_verdict.py --quick --burn 1   # with one CPU-burning process
+    git archive HEAD~3 | tar -x -C /tmp/before                # then, before against after:
+    .venv/bin/python bench/bench_verdict.py --sizes 50M --compare-with /tmp/before
 
 Prints markdown on stdout (progress on stderr). Each size gets a data dir
 ``bench/out/verdict/<tokens>/`` (gitignored) that is kept between runs: its
@@ -32,18 +35,40 @@ What it does, at each size
   (REFER, weak identity). Hits are the first two.
 * **In process.** ``Checker.check`` as the counter runs it: parse, tokens,
   snapshot reads in one read transaction, verdict rules and the journal
-  append (``synchronous=FULL``: an fsync per verdict). The store is opened
-  read-only, as the counter does. The store and journal are handed to the
-  Checker inside thin timing wrappers that delegate every call, to split
-  out the snapshot reads (BEGIN, ``lists()``, ``lookup()``,
-  ``clearances()``, COMMIT) and the journal append of the same checks.
-  perf_counter_ns per check, garbage collector on (a counter runs with it).
-* **Over HTTP.** ``gatecheck serve --port 0`` as a real subprocess on the
+  append, with each journal mode in ``JOURNAL_MODES``, alternating check by
+  check: ``deferred`` (what ``gatecheck serve`` opens: commit, fsync just
+  behind on a thread) and ``full`` (an fsync inside every append). After
+  each check, outside its time, the bench waits until the record is on disk
+  ('on disk'). The store is opened read-only, as the counter does. The
+  store and journal are handed to the Checker inside thin timing wrappers
+  that delegate every call, to split out the snapshot reads (BEGIN,
+  ``lists()``, ``lookup()``, ``clearances()``, COMMIT) and the journal
+  append of the same checks. perf_counter_ns per check, garbage collector
+  on (a counter runs with it).
+* **Over HTTP** (bench/verdict_serving.py). ``gatecheck serve --port 0`` as a real subprocess on the
   same data dir; one ``requests.Session`` (keep-alive) POSTs the raw
   payloads to ``/api/scan`` with the bearer token; time per request until
-  the whole response is read.
+  the whole response is read. An ``/api/events`` stream read on a thread
+  gives the time until each scan's event arrives (sent once on disk: what
+  the screen waits for). ``--compare-with TREE`` also starts the server of
+  another source tree (an older commit from ``git archive``) on a twin data
+  dir holding a hard link to the same snapshot, and the two servers take
+  turns scan by scan: a before/after comparison under the same load.
+* **Camera frames** (unless ``--no-camera``): ``CAMERA_FRAMES`` posted as
+  multipart images after the raw scans, from a 1280x720 JPEG to the largest
+  frame accepted and a frame with no code (the decoder's worst case), then
+  four of those at once; time per request and the server's VmHWM after
+  each kind.
 * **RSS.** VmRSS and VmHWM from ``/proc/<pid>/status`` of the server after
-  its start and after the HTTP run.
+  its start, after the raw scans and after the camera frames.
+* **Pauses** (``--pause-ms MS``): a pause after each scan (in process,
+  after its record is on disk). 0, the default, sends scans back to back,
+  so each append can land on the previous one's fsync as it ends; a
+  counter scans seconds apart.
+* **Background load** (``--burn N``): N processes spinning on a core each
+  while everything is measured, at niceness ``--burn-nice`` (0: as urgent
+  as the counter; 19: background work a device ranks below it); the
+  1-minute load average is recorded with each table.
 * **Bytes per token.** ``SnapshotStore.stats()`` after the sample entries
   were added.
 """
@@ -51,13 +76,14 @@ What it does, at each size
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import math
 import os
 import random
 import shutil
 import subprocess
 import sys
-import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -66,7 +92,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
-from bench_snapshot import SEED, machine, percentile, table  # noqa: E402
+from bench_snapshot import SEED, machine, table  # noqa: E402
+from verdict_serving import log, proc_kib, run_http, summary  # noqa: E402
 
 from appliance.checker import Checker  # noqa: E402
 from appliance.config import DeviceConfig  # noqa: E402
@@ -84,30 +111,13 @@ TARGET_RSS_MB = 150.0
 OUT = ROOT / "bench" / "out" / "verdict"
 SAMPLES = ROOT / "appliance" / "samples"
 KEPT_SNAPSHOTS = ROOT / "bench" / "out" / "snapshot"  # bench_snapshot.py --keep
-SERVER_START_TIMEOUT = 120.0
 SCOPES = ("air_travel",)
-
-
-def log(message: str) -> None:
-    print(f"[bench_verdict] {message}", file=sys.stderr, flush=True)
 
 
 def parse_size(text: str) -> int:
     text = text.strip().upper().replace("_", "")
     scale = {"K": 1_000, "M": 1_000_000}.get(text[-1:], 1)
     return int(float(text[:-1] if scale > 1 else text) * scale)
-
-
-def proc_kib(pid: int | str, field: str) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    return 0
-
-
-def summary(values_ns: list[int]) -> dict:
-    ms = [v / 1e6 for v in values_ns]
-    return {"n": len(ms), "p50": percentile(ms, 50), "p99": percentile(ms, 99), "max": max(ms)}
 
 
 # --------------------------------------------------------------------------- snapshot
@@ -302,136 +312,81 @@ class TimedStore:
 
 
 class TimedJournal:
-    """The real Journal, with the time spent in ``append`` added up."""
+    """The real Journal, with the time spent in ``append`` added up and the last seq kept."""
 
     def __init__(self, journal: Journal) -> None:
-        self.journal, self.ns = journal, 0
+        self.journal, self.ns, self.seq = journal, 0, 0
 
     def append(self, record, **kwargs):
         t0 = time.perf_counter_ns()
         out = self.journal.append(record, **kwargs)
         self.ns += time.perf_counter_ns() - t0
+        self.seq = out.seq
         return out
 
 
-def run_in_process(data_dir: Path, all_cases: list[Case], n_checks: int) -> dict:
-    journal_dir = data_dir / "inproc"
-    shutil.rmtree(journal_dir, ignore_errors=True)
-    journal_dir.mkdir()
+#: Journal configurations compared in process: name -> Journal(deferred_sync=...).
+#: "deferred" is what `gatecheck serve` runs; "full" fsyncs inside every append.
+JOURNAL_MODES = {"deferred": True, "full": False}
+
+
+def run_in_process(data_dir: Path, all_cases: list[Case], n_checks: int,
+                   pause: float = 0.0) -> dict[str, dict]:
+    """Checker.check with each journal mode, alternating check by check, so load hits both alike.
+
+    After each check (outside its time) the bench waits until the record is
+    on disk: a counter's scans are seconds apart, so each fsync ends before
+    the next scan; 'on disk' is the time from the check's start to then.
+    """
     store = TimedStore(SnapshotStore(snapshot_path(data_dir), readonly=True))
-    journal = TimedJournal(Journal(journal_dir))
-    checker = Checker(store, journal, DeviceConfig(data_dir=data_dir, scopes=frozenset(SCOPES)))
-    verdicts: dict[int, set[str]] = {c: set() for c in range(len(all_cases))}
-    for c, payload in schedule(all_cases, 60):  # warm-up: imports, statement cache
-        checker.check(payload)
-    per_case: dict[int, list[int]] = {c: [] for c in range(len(all_cases))}
-    total, snap, lookups, append, rest = [], [], [], [], []
+    config = DeviceConfig(data_dir=data_dir, scopes=frozenset(SCOPES))
+    runs = {}
+    for mode, deferred in JOURNAL_MODES.items():
+        journal_dir = data_dir / f"inproc-{mode}"
+        shutil.rmtree(journal_dir, ignore_errors=True)
+        journal_dir.mkdir()
+        journal = TimedJournal(Journal(journal_dir, deferred_sync=deferred))
+        runs[mode] = {"journal": journal, "checker": Checker(store, journal, config),  # type: ignore[arg-type]
+                      "verdicts": {c: set() for c in range(len(all_cases))},
+                      "cases": {c: [] for c in range(len(all_cases))},
+                      "total": [], "snap": [], "lookups": [], "append": [], "rest": [], "durable": []}
+        for c, payload in schedule(all_cases, 60):  # warm-up: imports, statement cache
+            runs[mode]["checker"].check(payload)
     load = os.getloadavg()[0]
-    for c, payload in schedule(all_cases, n_checks):
-        store.ns = store.lookup_ns = journal.ns = 0
-        t0 = time.perf_counter_ns()
-        decision = checker.check(payload)
-        spent = time.perf_counter_ns() - t0
-        verdicts[c].add(decision.verdict.value)
-        per_case[c].append(spent)
-        total.append(spent)
-        snap.append(store.ns)
-        lookups.append(store.lookup_ns)
-        append.append(journal.ns)
-        rest.append(spent - store.ns - journal.ns)
-    journal.journal.close()
-    store.store.close()
-    hits = [t for c, ts in per_case.items() if all_cases[c].hit for t in ts]
-    misses = [t for c, ts in per_case.items() if not all_cases[c].hit for t in ts]
-    return {"load": load, "all": summary(total), "hits": summary(hits), "misses": summary(misses),
-            "snapshot": summary(snap), "lookup": summary(lookups), "journal": summary(append),
-            "rest": summary(rest), "cases": {c: summary(ts) for c, ts in per_case.items()},
-            "verdicts": {c: sorted(v) for c, v in verdicts.items()}}
-
-
-# --------------------------------------------------------------------------- over HTTP
-
-
-def start_server(data_dir: Path) -> tuple[subprocess.Popen, str, float, list[str]]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GATECHECK_")}
-    env["PYTHONUNBUFFERED"] = "1"
-    started = time.perf_counter()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "appliance.cli", "serve", "--data-dir", str(data_dir), "--port", "0"],
-        cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, text=True)
-    output: list[str] = []
-    url: list[str] = []
-    ready = threading.Event()
-
-    def drain() -> None:  # keep reading, so a chatty server never blocks on a full pipe
-        for line in proc.stdout:
-            output.append(line)
-            if not url and "counter screen on " in line:
-                url.append(line.split("counter screen on ", 1)[1].split()[0])
-                ready.set()
-        ready.set()
-
-    threading.Thread(target=drain, daemon=True).start()
-    if not ready.wait(SERVER_START_TIMEOUT) or not url:
-        proc.kill()
-        raise RuntimeError("gatecheck serve did not start:\n" + "".join(output))
-    return proc, url[0].rstrip("/"), time.perf_counter() - started, output
-
-
-def stop_server(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=15)
-
-
-def run_http(data_dir: Path, all_cases: list[Case], n_scans: int) -> dict:
-    import requests
-
-    for stale in data_dir.glob("journal.db*"):
-        stale.unlink()
-    proc, url, start_seconds, output = start_server(data_dir)
-    try:
-        idle = {"rss": proc_kib(proc.pid, "VmRSS"), "hwm": proc_kib(proc.pid, "VmHWM")}
-        token = (data_dir / "api-token").read_text().strip()
-        session = requests.Session()
-        session.headers.update({"Authorization": f"Bearer {token}",
-                                "Content-Type": "application/octet-stream"})
-        endpoint = url + "/api/scan"
-        verdicts: dict[int, set[str]] = {c: set() for c in range(len(all_cases))}
-
-        def scan(payload: bytes) -> "requests.Response":
-            response = session.post(endpoint, data=payload, timeout=30)
-            if response.status_code != 200:
-                raise RuntimeError(f"/api/scan answered {response.status_code}: {response.text[:300]}")
-            return response
-
-        for c, payload in schedule(all_cases, 60):  # warm-up: first requests import lazily
-            scan(payload)
-        per_case: dict[int, list[int]] = {c: [] for c in range(len(all_cases))}
-        total = []
-        load = os.getloadavg()[0]
-        for c, payload in schedule(all_cases, n_scans):
+    modes = list(JOURNAL_MODES)
+    for i, (c, payload) in enumerate(schedule(all_cases, n_checks)):
+        for mode in (modes if i % 2 == 0 else modes[::-1]):
+            run = runs[mode]
+            journal = run["journal"]
+            store.ns = store.lookup_ns = journal.ns = 0
             t0 = time.perf_counter_ns()
-            response = scan(payload)
+            decision = run["checker"].check(payload)
             spent = time.perf_counter_ns() - t0
-            verdicts[c].add(response.json()["verdict"])
-            per_case[c].append(spent)
-            total.append(spent)
-        after = {"rss": proc_kib(proc.pid, "VmRSS"), "hwm": proc_kib(proc.pid, "VmHWM")}
-        session.close()
-    finally:
-        stop_server(proc)
-    hits = [t for c, ts in per_case.items() if all_cases[c].hit for t in ts]
-    misses = [t for c, ts in per_case.items() if not all_cases[c].hit for t in ts]
-    return {"load": load, "start_seconds": start_seconds, "idle": idle, "after": after,
-            "all": summary(total), "hits": summary(hits), "misses": summary(misses),
-            "cases": {c: summary(ts) for c, ts in per_case.items()},
-            "verdicts": {c: sorted(v) for c, v in verdicts.items()}}
+            journal.journal.wait_durable(journal.seq)
+            run["durable"].append(time.perf_counter_ns() - t0)
+            if pause:
+                time.sleep(pause)
+            run["verdicts"][c].add(decision.verdict.value)
+            run["cases"][c].append(spent)
+            run["total"].append(spent)
+            run["snap"].append(store.ns)
+            run["lookups"].append(store.lookup_ns)
+            run["append"].append(journal.ns)
+            run["rest"].append(spent - store.ns - journal.ns)
+    store.store.close()
+    out = {}
+    for mode, run in runs.items():
+        run["journal"].journal.close()
+        per_case = run["cases"]
+        hits = [t for c, ts in per_case.items() if all_cases[c].hit for t in ts]
+        misses = [t for c, ts in per_case.items() if not all_cases[c].hit for t in ts]
+        out[mode] = {"load": load, "all": summary(run["total"]), "hits": summary(hits),
+                     "misses": summary(misses), "snapshot": summary(run["snap"]),
+                     "lookup": summary(run["lookups"]), "journal": summary(run["append"]),
+                     "rest": summary(run["rest"]), "durable": summary(run["durable"]),
+                     "cases": {c: summary(ts) for c, ts in per_case.items()},
+                     "verdicts": {c: sorted(v) for c, v in run["verdicts"].items()}}
+    return out
 
 
 # --------------------------------------------------------------------------- report
@@ -456,13 +411,17 @@ def mark(ok: bool) -> str:
 def report(results: list[dict], all_cases: list[Case]) -> None:
     big = max(r["tokens"] for r in results)
     print("## Targets\n")
+    print("In process: `Checker.check` with the journal as `gatecheck serve` opens it "
+          "(deferred sync); the per-commit fsync (FULL) it replaced in brackets. RSS: the server's "
+          "peak over raw scans and camera frames.\n")
     rows = []
     for r in results:
         n = r["tokens"]
-        inproc, http = r["inproc"]["all"]["p99"], r["http"]["all"]["p99"]
+        inproc, full = r["inproc"]["deferred"]["all"]["p99"], r["inproc"]["full"]["all"]["p99"]
+        http = r["http"]["all"]["p99"]
         bpt = r["stats"]["bytes_per_token"]
-        rss = r["http"]["after"]["hwm"] / 1024  # the peak, >= VmRSS at any moment
-        rows.append([f"{n:,}", f"{inproc:.2f} ({mark(inproc <= TARGET_INPROC_P99_MS)})",
+        rss = r["http"]["final_hwm"] / 1024  # the peak, >= VmRSS at any moment
+        rows.append([f"{n:,}", f"{inproc:.2f} ({mark(inproc <= TARGET_INPROC_P99_MS)}) [FULL {full:.2f}]",
                      f"{http:.2f} ({mark(http <= TARGET_HTTP_P99_MS)})",
                      f"{bpt:.2f} ({mark(bpt <= TARGET_BYTES)})",
                      f"{rss:.0f} ({mark(rss <= TARGET_RSS_MB)})"])
@@ -470,35 +429,50 @@ def report(results: list[dict], all_cases: list[Case]) -> None:
                  f"scan -> verdict p99 over HTTP, ms (<= {TARGET_HTTP_P99_MS:g})",
                  f"bytes/token (<= {TARGET_BYTES:g})",
                  f"server RSS MB, peak (VmHWM) (<= {TARGET_RSS_MB:g})"], rows) + "\n")
+    for r in results:
+        other = r["http"]["compare"]
+        if other:
+            print(f"Compared server (`{other['label']}`), same run: scan -> verdict p99 "
+                  f"{other['all']['p99']:.2f} ms over HTTP.\n")
     if big < 50_000_000:
         print(f"The latency targets are set at 50,000,000 tokens; this run's largest snapshot "
               f"has {big:,}.\n")
 
     print("## Verdict latency in process: `Checker.check` (ms, p50 / p99)\n")
-    print(f"{results[0]['inproc']['all']['n']:,} checks per size, round robin over the "
-          "cases below, journal append included. 'snapshot reads' is the time inside the store "
-          "(read transaction, lists(), lookup(), clearances()); 'lookup()' the lookup call alone; "
-          "'journal append' the hash-chained, fsynced insert; 'rest' parse, tokens (HMAC "
-          "per in-scope list) and the verdict rules.\n")
+    print(f"{results[0]['inproc']['deferred']['all']['n']:,} checks per size and journal mode, "
+          "round robin over the cases below, the two modes alternating check by check. 'snapshot "
+          "reads' is the time inside the store (read transaction, lists(), lookup(), clearances()); "
+          "'lookup()' the lookup call alone; 'journal append' the hash-chained insert (with FULL, "
+          "its fsync); 'rest' parse, tokens (HMAC per in-scope list) and the verdict rules. "
+          "'on disk' is from the check's start until the record is fsynced (not part of the "
+          "verdict's time with deferred sync: the screen waits for it, the API answer does not).\n")
     rows = []
     for r in results:
-        p = r["inproc"]
-        rows.append([f"{r['tokens']:,}", ms(p["all"]), f"{p['all']['max']:.1f}", ms(p["hits"]),
-                     ms(p["misses"]), ms(p["snapshot"]), ms(p["lookup"]), ms(p["journal"]),
-                     ms(p["rest"]), f"{p['load']:.2f}"])
-    print(table(["tokens", "all checks", "max", "hits", "misses", "snapshot reads", "lookup()",
-                 "journal append", "rest", "load avg (1 min)"], rows) + "\n")
+        for mode in JOURNAL_MODES:
+            p = r["inproc"][mode]
+            rows.append([f"{r['tokens']:,}", mode, ms(p["all"]), f"{p['all']['max']:.1f}", ms(p["hits"]),
+                         ms(p["misses"]), ms(p["snapshot"]), ms(p["lookup"]), ms(p["journal"]),
+                         ms(p["rest"]), ms(p["durable"]), f"{p['load']:.2f}"])
+    print(table(["tokens", "journal", "all checks", "max", "hits", "misses", "snapshot reads",
+                 "lookup()", "journal append", "rest", "on disk", "load avg (1 min)"], rows) + "\n")
 
     print("## Scan -> verdict over local HTTP: `POST /api/scan` to `gatecheck serve` (ms, p50 / p99)\n")
     print(f"{results[0]['http']['all']['n']:,} scans per size, one keep-alive session, raw "
-          "payloads as `application/octet-stream`, timed until the whole response is read.\n")
+          "payloads as `application/octet-stream`, timed until the whole response is read. "
+          "'event' is from the POST's start until the scan's event arrives on an open "
+          "`/api/events` stream, which sends only records already on disk: what the screen waits "
+          "for. With --compare-with, the two servers take turns, scan by scan.\n")
     rows = []
     for r in results:
-        h = r["http"]
-        rows.append([f"{r['tokens']:,}", ms(h["all"]), f"{h['all']['max']:.1f}", ms(h["hits"]),
-                     ms(h["misses"]), f"{h['start_seconds']:.1f}", f"{h['load']:.2f}"])
-    print(table(["tokens", "all scans", "max", "hits", "misses", "server start s",
-                 "load avg (1 min)"], rows) + "\n")
+        for h in filter(None, (r["http"], r["http"]["compare"])):
+            event = ms(h["event"]) if h["event"] else "-"
+            if h["events_missing"]:
+                event += f" ({h['events_missing']} never arrived)"
+            rows.append([f"{r['tokens']:,}", h["label"], ms(h["all"]), f"{h['all']['max']:.1f}",
+                         ms(h["hits"]), ms(h["misses"]), event, f"{h['start_seconds']:.1f}",
+                         f"{h['load']:.2f}"])
+    print(table(["tokens", "server", "all scans", "max", "hits", "misses", "event on the stream",
+                 "server start s", "load avg (1 min)"], rows) + "\n")
 
     print("## Per case (ms, p50 / p99)\n")
     headers = ["case", "expected"]
@@ -508,11 +482,28 @@ def report(results: list[dict], all_cases: list[Case]) -> None:
     for c, case in enumerate(all_cases):
         row = [case.name + (" (hit)" if case.hit else ""), case.expected]
         for r in results:
-            got = set(r["inproc"]["verdicts"][c]) | set(r["http"]["verdicts"][c])
+            got = set(r["http"]["verdicts"][c])
+            for mode in JOURNAL_MODES:
+                got |= set(r["inproc"][mode]["verdicts"][c])
             flag = "" if got == {case.expected} else f" (got {', '.join(sorted(got))})"
-            row += [ms(r["inproc"]["cases"][c]) + flag, ms(r["http"]["cases"][c])]
+            row += [ms(r["inproc"]["deferred"]["cases"][c]) + flag, ms(r["http"]["cases"][c])]
         rows.append(row)
     print(table(headers, rows) + "\n")
+
+    if any(r["http"]["camera"] for r in results):
+        print("## Camera frames: `POST /api/scan` with a multipart image, after the raw scans\n")
+        print("Frames of sensor noise (or a lit gradient) around the sample licence's PDF417 "
+              "(verdict CLEAR), or with no code at all; time per request (ms) and the server's "
+              "VmHWM / VmRSS (MB) after each kind, in order.\n")
+        rows = []
+        for r in results:
+            for f in r["http"]["camera"]:
+                rows.append([f"{r['tokens']:,}", f["name"], f"{f['bytes'] / 1e6:.2f}", str(f["n"]),
+                             f"{f['ms']['p50']:.0f}",
+                             "-" if math.isnan(f["ms"]["max"]) else f"{f['ms']['max']:.0f}",
+                             mb(f["hwm"]), mb(f["rss"])])
+        print(table(["tokens", "frame", "MB", "n", "p50 ms (all 4: wall time)", "max ms",
+                     "VmHWM after MB", "VmRSS after MB"], rows) + "\n")
 
     print("## Server memory and snapshot size\n")
     rows = []
@@ -523,10 +514,32 @@ def report(results: list[dict], all_cases: list[Case]) -> None:
                 if build["source"] == "built" else build["source"])
         rows.append([f"{r['tokens']:,}", f"{s['tokens']:,}", f"{s['file_bytes'] / 2**20:.0f}",
                      f"{s['bytes_per_token']:.2f}", mb(h["idle"]["rss"]), mb(h["after"]["rss"]),
-                     mb(h["after"]["hwm"]), made])
+                     mb(h["after"]["hwm"]), mb(h["final_hwm"]), made])
     print(table(["tokens", "tokens held (+ samples)", "file MB", "bytes/token (stats())",
-                 "server VmRSS after start MB", "VmRSS after scans MB", "VmHWM after scans MB",
-                 "snapshot"], rows) + "\n")
+                 "server VmRSS after start MB", "VmRSS after raw scans MB", "VmHWM after raw scans MB",
+                 "VmHWM after camera frames MB", "snapshot"], rows) + "\n")
+
+
+# --------------------------------------------------------------------------- background load
+
+
+BURNER = "while True:\n    pass\n"
+
+
+@contextlib.contextmanager
+def burners(n: int, nice: int = 0):
+    """``n`` processes spinning on a core each, at ``nice``: a known background load for the tails."""
+    procs = [subprocess.Popen([sys.executable, "-c", BURNER], stdin=subprocess.DEVNULL,
+                              preexec_fn=lambda: os.nice(nice))
+             for _ in range(n)]
+    try:
+        if procs:
+            time.sleep(2.0)  # let the scheduler and the load average see them
+        yield
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait(timeout=10)
 
 
 def main() -> None:
@@ -535,6 +548,17 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true",
                         help="fewer scans; 1 M tokens unless --sizes is given")
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--burn", type=int, default=0, metavar="N",
+                        help="run N CPU-burning processes while measuring (controlled background load)")
+    parser.add_argument("--burn-nice", type=int, default=0, metavar="NICE",
+                        help="niceness of the burners (19: background work the device ranks below "
+                             "the counter)")
+    parser.add_argument("--no-camera", action="store_true", help="skip the camera frames")
+    parser.add_argument("--pause-ms", type=float, default=0.0, metavar="MS",
+                        help="pause between scans (a counter scans seconds apart; 0: back to back)")
+    parser.add_argument("--compare-with", type=Path, metavar="TREE",
+                        help="also run `gatecheck serve` from this source tree (e.g. an older commit "
+                             "exported with git archive), scans alternating between the two")
     parser.add_argument("--child-build", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child_build:
@@ -555,15 +579,21 @@ def main() -> None:
         stats = prepare(data_dir)
         warm_page_cache(snapshot_path(data_dir))
         os.sync()  # a fresh build's writeback must not land in the journal's fsyncs below
-        log(f"{n:,} tokens: {n_checks:,} checks in process")
-        inproc = run_in_process(data_dir, all_cases, n_checks)
-        log(f"{n:,} tokens: {n_scans:,} scans over HTTP")
-        http = run_http(data_dir, all_cases, n_scans)
+        with burners(args.burn, args.burn_nice):
+            log(f"{n:,} tokens: {n_checks:,} checks in process")
+            inproc = run_in_process(data_dir, all_cases, n_checks, pause=args.pause_ms / 1000)
+            log(f"{n:,} tokens: {n_scans:,} scans over HTTP")
+            hits = {c for c, case in enumerate(all_cases) if case.hit}
+            http = run_http(data_dir, schedule(all_cases, 60), schedule(all_cases, n_scans), hits,
+                            camera=not args.no_camera, compare_with=args.compare_with,
+                            pause=args.pause_ms / 1000)
         results.append({"tokens": n, "snapshot": made, "stats": stats, "inproc": inproc, "http": http})
     print("# Gatecheck verdict benchmark\n")
     print(header + "\n")
     print(f"Data in `{args.out.relative_to(ROOT) if args.out.is_relative_to(ROOT) else args.out}`; "
-          f"device scope {', '.join(SCOPES)}; warm OS page cache.\n")
+          f"device scope {', '.join(SCOPES)}; warm OS page cache; "
+          f"{args.burn} CPU-burning process(es) at nice {args.burn_nice} running while measuring; "
+          f"{args.pause_ms:g} ms pause between scans.\n")
     report(results, all_cases)
     print(f"_Total run time {time.perf_counter() - started:.0f} s._")
 

@@ -9,13 +9,14 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any, Mapping
 
-from flask import Flask, render_template, request
+from flask import Flask, current_app, render_template, request
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 
 from appliance.config import DeviceConfig, load_config
+from appliance.documents.model import MAX_PAYLOAD_BYTES
 from appliance.web import access
-from appliance.web.inputs import MAX_IMAGE_BYTES
+from appliance.web.inputs import MAX_FORM_BODY, MAX_IMAGE_BYTES, upload_limits
 from appliance.web.state import SHIFT, CounterState
 
 csrf = CSRFProtect()
@@ -50,10 +51,11 @@ def create_app(config: DeviceConfig | None = None, *, test_config: Mapping[str, 
     app.config.update(
         GATECHECK=config,
         SECRET_KEY=state.secret_key(),
-        # The largest body anything accepts: a camera frame. Raw payloads are
-        # held to 16 KiB in the scan view itself.
-        MAX_CONTENT_LENGTH=MAX_IMAGE_BYTES + 64 * 1024,
-        MAX_FORM_MEMORY_SIZE=64 * 1024,
+        # Forms and everything else: 64 KiB. The routes that take a camera
+        # frame raise both limits for themselves (inputs.upload_limits); raw
+        # payloads are held to 16 KiB in the scan view.
+        MAX_CONTENT_LENGTH=MAX_FORM_BODY,
+        MAX_FORM_MEMORY_SIZE=MAX_FORM_BODY,
         SESSION_COOKIE_NAME="gatecheck_session",
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Strict",
@@ -70,6 +72,7 @@ def create_app(config: DeviceConfig | None = None, *, test_config: Mapping[str, 
 
     from appliance.web import api, auth, counter
 
+    app.before_request(upload_limits)  # first: CSRF protection parses the body
     csrf.init_app(app)
     auth.login_manager.init_app(app)
     app.register_blueprint(auth.bp)
@@ -83,7 +86,9 @@ def create_app(config: DeviceConfig | None = None, *, test_config: Mapping[str, 
     def signout_form():
         from appliance.web.forms import SignOutForm
 
-        return {"signout_form": SignOutForm()}
+        # formdata=None: the page's sign-out button never reads this request's
+        # body, so an error page for a body refused as too large still renders.
+        return {"signout_form": SignOutForm(formdata=None)}
 
     @app.after_request
     def security_headers(response):
@@ -106,6 +111,15 @@ def _wants_json() -> bool:
     return request.path.startswith("/api/")
 
 
+def _too_large_page_message() -> str:
+    view = current_app.view_functions.get(request.endpoint or "")
+    if getattr(view, "accepts_image", False):
+        return (f"That photo is too large: a photo may be at most {MAX_IMAGE_BYTES // (1024 * 1024)} MiB. "
+                "Nothing was checked or stored.")
+    return (f"That form sent too much data: a form may be at most {MAX_FORM_BODY // 1024} KiB. "
+            "Nothing was stored.")
+
+
 def _error_handlers(app: Flask) -> None:
     @app.errorhandler(CSRFError)
     def csrf_error(exc: CSRFError):
@@ -120,9 +134,14 @@ def _error_handlers(app: Flask) -> None:
         if _wants_json():
             message = exc.description or exc.name
             if status == 413:
-                message = "the request body is too large (a payload is at most 16 KiB, an image 8 MiB)"
+                message = (f"the request body is too large (a payload is at most "
+                           f"{MAX_PAYLOAD_BYTES // 1024} KiB, an image "
+                           f"{MAX_IMAGE_BYTES // (1024 * 1024)} MiB)")
             return access.api_error(status, _ERROR_CODES.get(status, "http_error"), message)
-        return render_template("error.html", code=status, message=exc.description), status
+        message = exc.description
+        if status == 413:
+            message = _too_large_page_message()
+        return render_template("error.html", code=status, message=message), status
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception):

@@ -22,7 +22,12 @@ from flask import Blueprint, Response, current_app, jsonify, request
 
 from appliance.documents.model import MAX_PAYLOAD_BYTES
 from appliance.web.access import api_error, reader, scanner_only
-from appliance.web.inputs import MAX_IMAGE_BYTES, RAW_TYPES, InputRefused, payload_from_image
+from appliance.web.inputs import (
+    RAW_TYPES,
+    InputRefused,
+    accepts_image,
+    payload_from_upload,
+)
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -42,6 +47,7 @@ def _state():
 
 @bp.route("/scan", methods=["POST"])
 @scanner_only
+@accepts_image
 def scan():
     """One scan -> verdict JSON. The operator is whoever is signed in at the counter."""
     mimetype = request.mimetype
@@ -52,12 +58,11 @@ def scan():
         if not payload:
             return api_error(400, "empty", "empty body: nothing was scanned")
     elif mimetype == "multipart/form-data":
-        request.max_content_length = MAX_IMAGE_BYTES + 64 * 1024
         upload = request.files.get("image")
         if upload is None:
             return api_error(400, "missing_image", "send the camera frame in a multipart field named 'image'")
         try:
-            payload = payload_from_image(upload.read(MAX_IMAGE_BYTES + 1))
+            payload = payload_from_upload(upload)
         except InputRefused as exc:
             return api_error(exc.status, exc.code, exc.message)
         channel = "camera"

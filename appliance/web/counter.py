@@ -18,7 +18,7 @@ from flask_login import current_user
 from appliance.outbox import ConflictingReport, OutboxError
 from appliance.web.access import NOT_A_REPORTER, is_reporter, operator_required, reporter_required
 from appliance.web.forms import FLAG_CATEGORIES, FlagForm, ImageForm, ManualEntryForm
-from appliance.web.inputs import InputRefused, payload_from_image
+from appliance.web.inputs import InputRefused, accepts_image, payload_from_upload
 from appliance.web.present import freshness_view, history_row, scan_view
 from sync.identity import DocumentClass, identity_from_document
 
@@ -40,6 +40,11 @@ def _live_context(seq: int | None = None) -> dict:
     state = _state()
     since = _since()
     history = [r for r in state.journal.latest(HISTORY) if r.seq > since]
+    # The screen shows only verdicts already on disk (state.settled): at most one fsync's wait.
+    if history and not state.settled(max(history[0].seq, seq or 0)):
+        durable = state.journal.durable_seq
+        history = [r for r in history if r.seq <= durable]
+        seq = seq if seq is not None and seq <= durable else None
     if seq is None:
         seq = history[0].seq if history else None
     shown = None
@@ -94,13 +99,14 @@ def manual():
 
 @bp.route("/image", methods=["POST"])
 @operator_required
+@accepts_image
 def image():
     form = ImageForm()
     if not form.validate_on_submit():
         return render_template("screen.html", **_page_context(), **_live_context(),
                                manual_form=ManualEntryForm(), image_form=form, image_open=True), 400
     try:
-        payload = payload_from_image(form.image.data.read())
+        payload = payload_from_upload(form.image.data)
     except InputRefused as exc:
         flash(f"Image not checked: {exc.message}.", "error")
         return redirect(url_for("counter.screen"))

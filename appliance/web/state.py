@@ -50,6 +50,8 @@ REPORTS_SCANNED = 500
 
 #: How often a running counter applies journal retention.
 RETENTION_EVERY = timedelta(hours=1)
+#: How long a page or an event waits for a verdict's fsync before going on without it.
+DURABLE_WAIT_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -128,7 +130,10 @@ class CounterState:
         self.config = config
         self.data_dir = Path(config.data_dir)
         private_dir(self.data_dir)
-        self.journal = Journal(self.data_dir)
+        # Appends commit to the WAL and are fsynced just behind (group commit),
+        # so the disk is off the verdict's path; what the screen shows waits
+        # for the fsync (events_after, settled).
+        self.journal = Journal(self.data_dir, deferred_sync=True)
         self.outbox = Outbox(self.data_dir)
         self.snapshot = _open_snapshot(snapshot_path(self.data_dir))
         self._details: OrderedDict[int, Scan] = OrderedDict()
@@ -247,8 +252,20 @@ class CounterState:
         return self.journal.head()[0]
 
     def events_after(self, seq: int, limit: int = 100) -> list[dict[str, Any]]:
-        """Journal records after ``seq``, as the SSE and polling payloads (masked audit view)."""
-        return [event_of(record) for record in self.journal.since(seq, limit=limit)]
+        """Journal records after ``seq``, as the SSE and polling payloads (masked audit view).
+
+        Only records already on disk: the screen shows a verdict through
+        these events, and must not show one a power cut could take back.
+        """
+        records = self.journal.since(seq, limit=limit)
+        if records and not self.settled(records[-1].seq):
+            durable = self.journal.durable_seq
+            records = [record for record in records if record.seq <= durable]
+        return [event_of(record) for record in records]
+
+    def settled(self, seq: int) -> bool:
+        """Wait (briefly) until journal record ``seq`` is on disk; False if it is not yet."""
+        return self.journal.wait_durable(seq, timeout=DURABLE_WAIT_SECONDS)
 
     def wait_for_scan(self, after_seq: int, timeout: float) -> None:
         """Sleep until a scan newer than ``after_seq`` is made here, or ``timeout`` passes.

@@ -10,9 +10,12 @@ import io
 import json
 import re
 import stat
+import struct
 import time
+import zlib
 
 import pytest
+import numpy as np
 import requests
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -20,6 +23,7 @@ from PIL import Image
 
 from appliance.documents.model import MAX_PAYLOAD_BYTES
 from appliance.journal import Journal
+from appliance.web.inputs import MAX_IMAGE_BYTES
 from tests.appliance.conftest import (
     DENY_REFERENCE,
     NOFLY,
@@ -237,6 +241,114 @@ def test_upload_that_is_not_an_image_is_422(server):
 
 def test_image_over_the_size_limit_is_413(server):
     assert_error(post_image(server, b"\x89PNG" + b"\0" * (9 * 1024 * 1024)), 413, "too_large")
+
+
+# Real camera-sized frames: a photo's worth of sensor noise (incompressible,
+# so the file is as big as a real frame) around the sample licence's PDF417.
+# The PNG is stored without compression: 1900x1100, just under the pixel
+# limit, makes a ~6 MB file.
+
+
+def camera_frame(size: tuple[int, int], fmt: str, *, seed: int = 3) -> bytes:
+    rng = np.random.default_rng(seed)
+    width, height = size
+    frame = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+    code = np.asarray(Image.open(io.BytesIO(sample("licence-ca.png"))).convert("RGB"))
+    top, left = (height - code.shape[0]) // 2, (width - code.shape[1]) // 2
+    frame[top - 40:top + code.shape[0] + 40, left - 40:left + code.shape[1] + 40] = 255  # quiet zone
+    frame[top:top + code.shape[0], left:left + code.shape[1]] = code
+    out = io.BytesIO()
+    Image.fromarray(frame).save(out, fmt, **({"quality": 90} if fmt == "JPEG" else {"compress_level": 0}))
+    return out.getvalue()
+
+
+def padded_png(png_bytes: bytes, total: int) -> bytes:
+    """The same PNG grown to exactly ``total`` bytes by a private ancillary chunk before IEND."""
+    iend = png_bytes.rindex(b"IEND") - 4
+    data = b"\0" * (total - len(png_bytes) - 12)
+    chunk = struct.pack(">I", len(data)) + b"paDd" + data + struct.pack(">I", zlib.crc32(b"paDd" + data))
+    return png_bytes[:iend] + chunk + png_bytes[iend:]
+
+
+@pytest.fixture(scope="module")
+def frames() -> dict[str, bytes]:
+    six_mb = camera_frame((1900, 1100), "PNG")
+    return {
+        "1 MB JPEG": camera_frame((1600, 900), "JPEG"),
+        "6 MB PNG": six_mb,
+        "8 MiB PNG": padded_png(six_mb, MAX_IMAGE_BYTES),
+        "8 MiB + 1 PNG": padded_png(six_mb, MAX_IMAGE_BYTES + 1),
+    }
+
+
+def test_generated_frames_are_the_sizes_they_claim(frames):
+    assert 0.9e6 < len(frames["1 MB JPEG"]) < 1.5e6
+    assert 5.5e6 < len(frames["6 MB PNG"]) < 7e6
+    assert len(frames["8 MiB PNG"]) == MAX_IMAGE_BYTES
+    assert len(frames["8 MiB + 1 PNG"]) == MAX_IMAGE_BYTES + 1
+
+
+def post_frame_on_screen(server, data: bytes, name: str = "frame.png") -> requests.Response:
+    browser = sign_in(server)
+    page = browser.get(server.url, timeout=10).text
+    return browser.post(server.api("/image"), timeout=60, data={"csrf_token": csrf_token(page)},
+                        files={"image": (name, data, "application/octet-stream")})
+
+
+@pytest.mark.parametrize("name", ["1 MB JPEG", "6 MB PNG", "8 MiB PNG"])
+def test_camera_sized_frames_up_to_the_limit_are_judged_on_the_api(server, frames, name):
+    response = post_image(server, frames[name])
+    assert response.status_code == 200, response.text[:300]
+    verdict = response.json()
+    assert verdict["channel"] == "camera" and verdict["verdict"] == "CLEAR"
+    assert verdict["document"]["surname"] == "RIVERA"
+
+
+@pytest.mark.parametrize("name", ["1 MB JPEG", "6 MB PNG", "8 MiB PNG"])
+def test_camera_sized_frames_up_to_the_limit_are_judged_on_the_screen(server, frames, name):
+    response = post_frame_on_screen(server, frames[name])
+    assert response.status_code == 200 and re.search(r"/\?scan=\d+$", response.url), response.text[:300]
+    assert 'data-verdict="CLEAR"' in response.text and "RIVERA" in response.text
+
+
+def test_a_frame_one_byte_over_the_limit_is_413_with_the_limit_named(server, frames):
+    before = stored(server)
+    body = assert_error(post_image(server, frames["8 MiB + 1 PNG"]), 413, "too_large")
+    assert body["error"]["message"] == "image is larger than 8 MiB"
+    assert stored(server) == before
+
+
+def test_a_frame_one_byte_over_the_limit_on_the_screen_says_so(server, frames):
+    before = stored(server)
+    response = post_frame_on_screen(server, frames["8 MiB + 1 PNG"])
+    assert response.status_code == 200 and "Image not checked: image is larger than 8 MiB" in response.text
+    assert stored(server) == before
+
+
+def test_an_upload_over_the_body_cap_on_the_screen_is_a_413_page_not_a_500(server):
+    before = stored(server)
+    response = post_frame_on_screen(server, b"\x89PNG" + b"\0" * (9 * 1024 * 1024))
+    assert response.status_code == 413
+    assert "a photo may be at most 8 MiB" in response.text
+    assert stored(server) == before
+
+
+def test_a_frame_over_the_pixel_limit_is_413_before_it_is_decoded(server):
+    before = stored(server)
+    body = assert_error(post_image(server, png(size=(1920, 1200))), 413, "too_large")
+    assert body["error"]["message"] == "image is 1920x1200 pixels; at most 2.1 megapixels"
+    assert stored(server) == before
+
+
+def test_forms_that_take_no_image_keep_the_small_body_limit(server):
+    browser = sign_in(server)
+    page = browser.get(server.url, timeout=10).text
+    before = stored(server)
+    response = browser.post(server.api("/manual"), timeout=10, data={
+        "csrf_token": csrf_token(page), "document_class": "P", "issuing_country": "UTO",
+        "document_number": "L898902C3", "surname": "E" * (100 * 1024), "date_of_birth": "1974-08-12"})
+    assert response.status_code == 413 and "a form may be at most 64 KiB" in response.text
+    assert stored(server) == before
 
 
 def test_multipart_without_an_image_field_is_400(server):

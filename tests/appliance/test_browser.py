@@ -32,6 +32,48 @@ COLOURS = {
 }
 
 
+# What each verdict must play (static/counter.js, docs/counter.md): (waveform, Hz) per note.
+TONES = {
+    "CLEAR": [("sine", 880), ("sine", 1320)],
+    "REFER": [("triangle", 660), ("triangle", 660)],
+    "DENY": [("square", 520), ("square", 390), ("square", 260)],
+    "UNREADABLE": [("sawtooth", 170), ("sawtooth", 170)],
+}
+# Records every oscillator the page starts, whether its output reaches the
+# speakers (following connect() from it to the context's destination), and
+# the context it plays in: proof that sound was made, not just chosen.
+SOUND_SPY = """
+window.__sound = {tones: [], context: null};
+(function () {
+  var realConnect = AudioNode.prototype.connect;
+  AudioNode.prototype.connect = function (target) {
+    (this.__to = this.__to || []).push(target);
+    return realConnect.apply(this, arguments);
+  };
+  function reaches(node, destination) {
+    var seen = [], todo = [node];
+    while (todo.length) {
+      var n = todo.pop();
+      if (n === destination) return true;
+      if (seen.indexOf(n) >= 0) continue;
+      seen.push(n);
+      (n.__to || []).forEach(function (t) { todo.push(t); });
+    }
+    return false;
+  }
+  var realStart = OscillatorNode.prototype.start;
+  OscillatorNode.prototype.start = function (when) {
+    var ctx = this.context;
+    window.__sound.context = ctx;
+    window.__sound.tones.push({type: this.type, hz: this.frequency.value, state: ctx.state,
+                               audible: reaches(this, ctx.destination),
+                               late: (when || 0) < ctx.currentTime});
+    return realStart.apply(this, arguments);
+  };
+})();
+"""
+
+
 @pytest.fixture(scope="module")
 def browser():
     with sync_api.sync_playwright() as playwright:
@@ -48,6 +90,7 @@ def browser():
 def page(browser, server):
     context = browser.new_context(viewport={"width": 1366, "height": 900})
     context.set_default_timeout(TIMEOUT_MS)
+    context.add_init_script(SOUND_SPY)
     page = context.new_page()
     page.goto(server.url)
     page.fill("#operator", "agent-17")
@@ -72,8 +115,22 @@ def panel(page) -> dict:
     })""")
 
 
+def tones(page) -> list[dict]:
+    return page.evaluate("window.__sound.tones")
+
+
+def traveller(page) -> dict:
+    """The Traveller card: each fact's label -> text, and each check's class and text."""
+    return page.eval_on_selector(".traveller", """el => ({
+        facts: Object.fromEntries([...el.querySelectorAll('dl.facts > dt')].map(
+            dt => [dt.textContent.trim(), dt.nextElementSibling.innerText.trim()])),
+        checks: [...el.querySelectorAll('li.check')].map(li => [li.className, li.innerText.trim()]),
+    })""")
+
+
 def test_scans_posted_to_the_api_appear_through_sse_with_word_icon_colour_and_sound(page, server):
     wait_live(page)
+    assert page.inner_text("#sound-toggle") == "Sound: on"
     page.evaluate("window.notReloaded = true")
     for payload, verdict in [
         (sample("licence-ca.txt"), "CLEAR"),
@@ -81,17 +138,63 @@ def test_scans_posted_to_the_api_appear_through_sse_with_word_icon_colour_and_so
         (b"NOT A DOCUMENT", "UNREADABLE"),
         (sample("passport-td3.txt"), "DENY"),
     ]:
+        before = len(tones(page))
         seq = server.scan(payload).json()["seq"]
         page.wait_for_selector(f"#live[data-shown-seq='{seq}']")
         assert panel(page) == {"verdict": verdict, "word": verdict, "icon": verdict.lower(),
                                "colour": COLOURS[verdict], "sound": verdict.lower()}
+        page.wait_for_function("n => window.__sound.tones.length >= n", arg=before + len(TONES[verdict]))
+        played = tones(page)[before:]
+        assert [(t["type"], t["hz"]) for t in played] == TONES[verdict]  # this verdict's notes, once
+        assert all(t["state"] == "running" and t["audible"] and not t["late"] for t in played)
+    # The context really renders: its clock runs on after the notes were started.
+    clock = page.evaluate("window.__sound.context.currentTime")
+    page.wait_for_function("t => window.__sound.context.currentTime > t", arg=clock)
     assert page.evaluate("window.notReloaded") is True  # no reload: the page updated itself
     match = page.locator(".match").first.text_content()
     assert DENY_REFERENCE in match
     assert "Tell the traveller" in match and "Redress" in match
-    assert "ERIKSSON" in page.locator(".traveller").inner_text()
+    shown = traveller(page)
+    assert shown["facts"]["Name"] == "ERIKSSON, ANNA MARIA"
+    assert shown["facts"]["Number"] == "L898902C3"
+    assert shown["facts"]["Date of birth"] == "1974-08-12"
+    assert shown["facts"]["Expiry"] == "2012-04-15 EXPIRED"
+    assert shown["checks"] == [["check check--ok", f"✓ {name}: passed"] for name in (
+        "document number", "date of birth", "expiry date", "personal number", "composite")]
     assert page.locator(".history-row").count() >= 4
     page.screenshot(path=SCREENSHOT, full_page=True)
+
+
+def test_a_failed_check_digit_is_shown_as_failed_in_words_and_mark(page, server):
+    wait_live(page)
+    id_card = sample("idcard-td1.txt").replace(b"7408122F", b"7408125F")  # wrong birth-date digit
+    seq = server.scan(id_card).json()["seq"]
+    page.wait_for_selector(f"#live[data-shown-seq='{seq}']")
+    assert panel(page)["verdict"] == "REFER"
+    shown = traveller(page)
+    assert shown["facts"]["Date of birth"] == "1974-08-12"
+    assert shown["facts"]["Expiry"] == "2012-04-15 EXPIRED"
+    assert shown["checks"] == [
+        ["check check--ok", "✓ document number: passed"],
+        ["check check--bad", "✗ date of birth: FAILED"],
+        ["check check--ok", "✓ expiry date: passed"],
+        ["check check--bad", "✗ composite: FAILED"],
+    ]
+    assert "document checks failed (date of birth, composite)" in page.locator(".reasons").inner_text()
+
+
+def test_with_sound_turned_off_a_verdict_plays_nothing(page, server):
+    wait_live(page)
+    page.click("#sound-toggle")
+    assert page.inner_text("#sound-toggle") == "Sound: off"
+    before = len(tones(page))
+    seq = server.scan(sample("passport-td3.txt")).json()["seq"]
+    page.wait_for_selector(f"#live[data-shown-seq='{seq}']")
+    assert panel(page)["verdict"] == "DENY"
+    page.wait_for_timeout(500)  # longer than any note takes to be scheduled
+    assert len(tones(page)) == before  # the verdict was chosen (lastSound) but no oscillator started
+    page.click("#sound-toggle")
+    assert page.inner_text("#sound-toggle") == "Sound: on"
 
 
 def test_polling_takes_over_where_event_streams_are_unavailable(browser, server):

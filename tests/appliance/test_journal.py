@@ -3,6 +3,7 @@
 import hashlib
 import json
 import os
+import random
 import sqlite3
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from hypothesis import strategies as st
 
 from appliance.documents import parse_payload
 from appliance.journal import (
+    CHECKPOINT_EVERY,
     GENESIS,
     Journal,
     JournalError,
@@ -242,7 +244,7 @@ def test_one_journal_shared_by_threads_keeps_one_chain(jpath):
 APPENDER = """
 import sys, time
 from appliance.journal import Journal
-with Journal(sys.argv[1]) as jrnl:
+with Journal(sys.argv[1], deferred_sync=sys.argv[4] == "deferred") as jrnl:
     while time.time() < float(sys.argv[3]):  # both start together
         time.sleep(0.001)
     for _ in range(100):
@@ -251,10 +253,11 @@ with Journal(sys.argv[1]) as jrnl:
 """
 
 
-def test_two_processes_appending_at_once_keep_one_chain(jpath):
+@pytest.mark.parametrize("sync", ["full", "deferred"])
+def test_two_processes_appending_at_once_keep_one_chain(jpath, sync):
     Journal(jpath).close()
     start = str(time.time() + 1.0)
-    procs = [subprocess.Popen([sys.executable, "-c", APPENDER, str(jpath), name, start], cwd=REPO)
+    procs = [subprocess.Popen([sys.executable, "-c", APPENDER, str(jpath), name, start, sync], cwd=REPO)
              for name in ("scanner", "camera")]
     assert [p.wait(timeout=60) for p in procs] == [0, 0]
     with Journal(jpath) as jrnl:
@@ -262,6 +265,122 @@ def test_two_processes_appending_at_once_keep_one_chain(jpath):
         channels = [r.channel for r in jrnl.since(0, limit=500)]
     assert report.ok and report.records == 200
     assert channels.count("scanner") == channels.count("camera") == 100
+
+
+# -- deferred sync: the fsync off the verdict's path -----------------------------
+
+
+def test_a_deferred_journal_commits_without_waiting_and_the_outbox_still_syncs_each_commit(jpath):
+    with Journal(jpath, deferred_sync=True) as jrnl:
+        assert jrnl.db.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+    db = open_db(jpath)  # what the Outbox and every other opener get
+    assert db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    db.close()
+
+
+def test_deferred_appends_are_synced_just_behind_and_wait_durable_confirms_it(jpath):
+    with Journal(jpath, deferred_sync=True) as jrnl:
+        records = fill(jrnl, ["CLEAR", "DENY", "REFER"] * 7)
+        assert jrnl.wait_durable(records[-1].seq, timeout=10)
+        assert jrnl.durable_seq == 21 == jrnl.head()[0]
+        assert jrnl.verify().ok
+
+
+def test_a_deferred_journal_checkpoints_on_the_flusher_not_on_an_append(jpath):
+    with Journal(jpath, deferred_sync=True) as jrnl:
+        assert jrnl.db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+        empty = jpath.stat().st_size
+        fill(jrnl, ["CLEAR"] * (CHECKPOINT_EVERY + 10))
+        jrnl.flush()  # the flusher checkpoints right after a sync past CHECKPOINT_EVERY
+        deadline = time.monotonic() + 10
+        while jpath.stat().st_size == empty and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert jpath.stat().st_size > empty  # the records reached the database file itself
+        assert jrnl.verify().ok
+
+
+def test_wait_durable_never_counts_a_record_not_yet_appended(jpath):
+    with Journal(jpath, deferred_sync=True) as jrnl:
+        fill(jrnl, ["CLEAR"] * 3)
+        assert jrnl.wait_durable(1000, timeout=10)  # a seq from the future, e.g. ?scan=1000
+        assert jrnl.durable_seq == 3
+
+
+def test_a_deferred_journal_also_syncs_what_another_process_appended(jpath):
+    with Journal(jpath) as other:
+        fill(other, ["DENY"] * 4)
+    with Journal(jpath, deferred_sync=True) as jrnl:
+        assert jrnl.durable_seq == 0  # nothing synced by this one yet
+        assert jrnl.flush() == 4 and jrnl.durable_seq == 4
+
+
+def test_after_a_failed_fsync_the_journal_refuses_to_append(jpath, monkeypatch):
+    import appliance.wal_flush
+
+    def failing_fsync(fd):
+        raise OSError(5, "Input/output error")
+
+    with Journal(jpath, deferred_sync=True) as jrnl:
+        monkeypatch.setattr(appliance.wal_flush.os, "fsync", failing_fsync)
+        [record] = fill(jrnl, ["DENY"])
+        with pytest.raises(JournalError, match="could not be synced to disk: .*Input/output error"):
+            jrnl.wait_durable(record.seq, timeout=10)
+        with pytest.raises(JournalError, match="could not be synced"):
+            jrnl.append(verdict_dict("CLEAR"))
+        monkeypatch.undo()
+        assert jrnl.verify().ok and jrnl.count() == 1
+
+
+KILLED_WHILE_APPENDING = """
+import os, signal, sys
+from appliance.journal import Journal
+jrnl = Journal(sys.argv[1], deferred_sync=True)
+for n in range(int(sys.argv[2])):
+    record = jrnl.append({"verdict": "DENY", "reasons": ["listed"], "channel": "scanner"})
+    os.write(1, f"{record.seq} {record.hash}\\n".encode())  # the verdict is shown now
+os.kill(os.getpid(), signal.SIGKILL)  # before close(), and the flusher may not have run
+"""
+
+
+@pytest.mark.parametrize("appends", [1, 40])
+def test_a_deferred_append_survives_the_process_being_killed_right_after(jpath, appends):
+    proc = subprocess.run([sys.executable, "-c", KILLED_WHILE_APPENDING, str(jpath), str(appends)],
+                          capture_output=True, cwd=REPO, timeout=60)
+    assert proc.returncode == -9, proc.stderr.decode()
+    shown = [line.split() for line in proc.stdout.decode().splitlines()]
+    assert len(shown) == appends
+    with Journal(jpath, create=False) as jrnl:
+        report = jrnl.verify()
+        assert report.ok and report.records == appends
+        assert [str(report.head_seq), report.head_hash] == shown[-1]
+
+
+KILLED_AT_RANDOM = """
+import os, sys
+from appliance.journal import Journal
+jrnl = Journal(sys.argv[1], deferred_sync=True)
+while True:
+    record = jrnl.append({"verdict": "CLEAR", "channel": "scanner"})
+    os.write(1, f"{record.seq}\\n".encode())
+"""
+
+
+def test_killing_a_deferred_appender_at_random_moments_never_breaks_the_chain(jpath):
+    rng = random.Random(7)
+    for _ in range(4):
+        proc = subprocess.Popen([sys.executable, "-c", KILLED_AT_RANDOM, str(jpath)], cwd=REPO,
+                                stdout=subprocess.PIPE)
+        first = proc.stdout.readline()  # it is appending now
+        assert first, "the appender did not start"
+        time.sleep(rng.uniform(0.0, 0.15))
+        proc.kill()
+        out = first + proc.stdout.read()
+        proc.wait(timeout=10)
+        lines = out.decode().split()
+        shown = int(lines[-1]) if out.endswith(b"\n") else int(lines[-2])
+        report = verify(jpath)
+        assert report.ok, report.problem
+        assert report.head_seq >= shown  # every verdict it showed was kept
 
 
 # -- verification and tampering ------------------------------------------------
