@@ -86,7 +86,12 @@ class Clearance:
 
 @dataclass(frozen=True)
 class Batch:
-    """One signed change to one list: version N to N+1 (applied atomically)."""
+    """One signed change to one list: version N to N+1 (applied atomically).
+
+    ``token_key``: a full snapshot of a re-keyed list carries its new key, so
+    the list's key and its tokens change in one commit; None keeps the key.
+    Deltas never carry one (a re-key version has no delta).
+    """
 
     list_id: str
     from_version: int
@@ -99,3 +104,4 @@ class Batch:
     signed_at: datetime | None = None
     valid_until: datetime | None = None
     extra: dict = field(default_factory=dict)
+    token_key: bytes | None = None

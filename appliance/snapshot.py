@@ -428,7 +428,10 @@ class SnapshotStore:
         (``blocks``, in token order) are merged into a new file in one pass
         (snapshot_bulk.install), and the store's pointer is swapped to it
         atomically (snapshot_generations.py). ``batch`` carries the versions,
-        digest, times and clearances, and no entries. Processes that have the
+        digest, times and clearances, and no entries; after a re-key it
+        carries the list's new token key too, which lands in the same
+        generation as the new tokens, so a reader sees old key and old
+        tokens or new key and new tokens, never a mix. Processes that have the
         store open see the new generation at their next read; until then,
         and if anything fails, they read the old one.
         """
@@ -472,9 +475,10 @@ class SnapshotStore:
         self._conn.execute(
             "UPDATE lists SET version = ?, state_digest = ?, signed_at = COALESCE(?, signed_at),"
             " valid_until = COALESCE(?, valid_until), heartbeat_at = COALESCE(?, heartbeat_at),"
-            " tokens = tokens + ? WHERE list_id = ?",
+            " tokens = tokens + ?, token_key = COALESCE(?, token_key) WHERE list_id = ?",
             (batch.to_version, bytes(batch.state_digest), _iso(batch.signed_at),
-             _iso(batch.valid_until), _iso(batch.signed_at), delta, batch.list_id),
+             _iso(batch.valid_until), _iso(batch.signed_at), delta,
+             None if batch.token_key is None else bytes(batch.token_key), batch.list_id),
         )
 
     def _held_tokens(self, list_id: str) -> set[bytes]:

@@ -209,12 +209,13 @@ def install(conn: sqlite3.Connection, pointer: Path, old: Path, batch: Batch,
 
 
 def _finish_list(loader: BulkLoader, batch: Batch, tokens: int) -> None:
+    """The list's new version and clearances, and its new token key if it was re-keyed: one generation, one switch."""
     loader._conn.execute(
         "UPDATE lists SET version = ?, state_digest = ?, signed_at = COALESCE(?, signed_at),"
-        " valid_until = COALESCE(?, valid_until), heartbeat_at = COALESCE(?, heartbeat_at)"
-        " WHERE list_id = ?",
+        " valid_until = COALESCE(?, valid_until), heartbeat_at = COALESCE(?, heartbeat_at),"
+        " token_key = COALESCE(?, token_key) WHERE list_id = ?",
         (batch.to_version, bytes(batch.state_digest), _iso(batch.signed_at), _iso(batch.valid_until),
-         _iso(batch.signed_at), batch.list_id))
+         _iso(batch.signed_at), None if batch.token_key is None else bytes(batch.token_key), batch.list_id))
     loader._conn.executemany(
         "INSERT INTO clearances (token, list_id, redress_number, valid_until) VALUES (?, ?, ?, ?)",
         [(c.token, c.list_id, c.redress_number, c.valid_until.isoformat()) for c in batch.add_clearances])

@@ -57,6 +57,11 @@ def validate_batch(batch: Batch, *, replacement: bool = False) -> None:
     version at or past the held one; a delta moves exactly one step.
     """
     where = f"batch for list {batch.list_id!r}"
+    if batch.token_key is not None:
+        if not replacement:
+            raise SnapshotError(f"{where}: a new token key comes only with a full snapshot, never with a delta")
+        if not isinstance(batch.token_key, (bytes, bytearray)) or len(batch.token_key) < MIN_KEY_BYTES:
+            raise SnapshotError(f"{where}: token key must be at least {MIN_KEY_BYTES} bytes")
     if replacement:
         if batch.remove or batch.remove_clearances:
             raise SnapshotError(f"{where}: a replacement lists what the list holds, not removals")

@@ -86,7 +86,7 @@ def measure(n: int, list_size: int) -> list[str]:
     row("half added, half removed", n, lambda: encode_delta("nfl", 7, 8, adds[:half], removes[:half]))
     full = realistic_entries(list_size, seed=3)
     snapshot = row(f"naive: full snapshot of {list_size:,} (format v2)", list_size,
-                   lambda: encode_snapshot("nfl", 8, bytes(2048), full),
+                   lambda: encode_snapshot("nfl", 8, bytes(2048), full, token_key_hash=bytes(32)),
                    lambda data, count: decode_snapshot(data, max_entries=count))
     rows.append("")
     rows.append(f"Naive alternative: every change costs the whole snapshot, {len(snapshot):,} bytes"

@@ -79,6 +79,11 @@ class Appeal:
             return today > self.decide_by
         return self.status == UPHELD and self.corrected_in_version is None and today > (self.correct_by or today)
 
+    @classmethod
+    def from_row(cls, row) -> "Appeal":
+        """From a row of ``appeals`` (a page of a list view, say); extra columns in the row are ignored."""
+        return _appeal(row)
+
 
 def _day(value: str | None) -> date | None:
     return date.fromisoformat(value) if value else None
@@ -146,6 +151,17 @@ class Appeals:
         with self.engine.connect() as conn:
             rows = conn.execute(select(appeals).where(appeals.c.status == OPEN).order_by(appeals.c.decide_by)).all()
         return [_appeal(r) for r in rows]
+
+    def of_entry(self, entry_id: int) -> list[Appeal]:
+        """Every appeal against one entry, the first filed first."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(appeals).where(appeals.c.entry_id == entry_id)
+                                .order_by(appeals.c.appeal_id)).all()
+        return [_appeal(r) for r in rows]
+
+    def terms(self, list_id: str) -> ListPolicy:
+        """The list's appeal deadlines (its review policy, or the defaults for an imported list)."""
+        return self._terms(list_id)
 
     def _terms(self, list_id: str) -> ListPolicy:
         """The list's appeal deadlines; the defaults for a list that takes no reports (an imported one)."""

@@ -17,10 +17,13 @@ auditor keeps; a later export must extend it.
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import json
 import time
 from dataclasses import dataclass
+from datetime import date, datetime, time as day_time, timezone
 from typing import Any, Iterable, Iterator
 
 from sqlalchemy import BigInteger, Column, Connection, Engine, Integer, LargeBinary, MetaData, String, Table, Text
@@ -83,6 +86,12 @@ class AuditRecord:
     def to_dict(self) -> dict[str, Any]:
         return {**self.body(), "prev_hash": self.prev_hash.hex(), "hash": self.hash.hex()}
 
+    @classmethod
+    def from_row(cls, row) -> "AuditRecord":
+        """From a row of ``audit_log`` (a page of the log read by the web UI, say)."""
+        return cls(row.seq, row.at, row.actor, row.action, row.subject, row.reason, row.before, row.after,
+                   bytes(row.prev_hash), bytes(row.hash))
+
 
 def record_hash(prev_hash: bytes, body: dict[str, Any]) -> bytes:
     """SHA-256(domain || previous hash || canonical JSON of the body): pure, docs/audit.md."""
@@ -112,9 +121,62 @@ def chain_problems(records: Iterable[AuditRecord], *, expect_prev: bytes = GENES
     return problems
 
 
-def _record(row) -> AuditRecord:
-    return AuditRecord(row.seq, row.at, row.actor, row.action, row.subject, row.reason, row.before, row.after,
-                       bytes(row.prev_hash), bytes(row.hash))
+def record_filter(*, since: int | None = None, until: int | None = None, subject: str | None = None,
+                  actor: str | None = None) -> list:
+    """The WHERE terms of an export's filters: one definition for the command, the page and its download."""
+    c = audit_log.c
+    where = []
+    if since is not None:
+        where.append(c.at >= since)
+    if until is not None:
+        where.append(c.at <= until)
+    if subject is not None:
+        where.append(c.subject == subject)
+    if actor is not None:
+        where.append(c.actor == actor)
+    return where
+
+
+def day_bounds(first: date | None, last: date | None) -> tuple[int | None, int | None]:
+    """Unix seconds from the start of ``first`` to the end of ``last`` (UTC days, inclusive)."""
+    since = None if first is None else int(datetime.combine(first, day_time.min, timezone.utc).timestamp())
+    until = None if last is None else int(datetime.combine(last, day_time.max, timezone.utc).timestamp())
+    return since, until
+
+
+#: The columns of a CSV export, in order: the hashed body, then the links (as in the JSON lines).
+EXPORT_FIELDS = ("seq", "at", "actor", "action", "subject", "reason", "before", "after", "prev_hash", "hash")
+#: A spreadsheet runs a cell that starts with one of these as a formula (OWASP, "CSV Injection").
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def export_jsonl(records: Iterable[AuditRecord]) -> Iterator[str]:
+    """One JSON object per line, with its hashes, so an export can be checked on its own (docs/audit.md)."""
+    for record in records:
+        yield json.dumps(record.to_dict(), ensure_ascii=False, sort_keys=True) + "\n"
+
+
+def export_csv(records: Iterable[AuditRecord]) -> Iterator[str]:
+    """The same records as CSV, for reading in a spreadsheet.
+
+    Free text that a spreadsheet would run as a formula is prefixed with an
+    apostrophe, so such a cell no longer matches its hash: verify from the
+    JSON lines, read from the CSV.
+    """
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+
+    def line(values) -> str:
+        buffer.seek(0)
+        buffer.truncate()
+        writer.writerow(values)
+        return buffer.getvalue()
+
+    yield line(EXPORT_FIELDS)
+    for record in records:
+        row = record.to_dict()
+        yield line(["'" + v if isinstance(v, str) and v.startswith(_FORMULA_START) else ("" if v is None else v)
+                    for v in (row[name] for name in EXPORT_FIELDS)])
 
 
 class AuditLog:
@@ -146,16 +208,10 @@ class AuditLog:
         return AuditRecord(**body, prev_hash=prev, hash=digest)
 
     def records(self, *, since: int | None = None, until: int | None = None, subject: str | None = None,
-                batch: int = 1000) -> Iterator[AuditRecord]:
-        """Records in order, filtered by time (Unix seconds, inclusive) and subject; read in batches."""
+                actor: str | None = None, batch: int = 1000) -> Iterator[AuditRecord]:
+        """Records in order, filtered by time (Unix seconds, inclusive), subject and actor; read in batches."""
         c = audit_log.c
-        where = []
-        if since is not None:
-            where.append(c.at >= since)
-        if until is not None:
-            where.append(c.at <= until)
-        if subject is not None:
-            where.append(c.subject == subject)
+        where = record_filter(since=since, until=until, subject=subject, actor=actor)
         last = 0
         while True:
             with self.engine.connect() as conn:
@@ -164,7 +220,7 @@ class AuditLog:
             if not rows:
                 return
             for row in rows:
-                yield _record(row)
+                yield AuditRecord.from_row(row)
             last = rows[-1].seq
 
     def verify(self) -> tuple[int, list[str]]:
@@ -183,4 +239,4 @@ class AuditLog:
     def head(self) -> AuditRecord | None:
         with self.engine.connect() as conn:
             row = conn.execute(select(audit_log).order_by(audit_log.c.seq.desc()).limit(1)).first()
-        return None if row is None else _record(row)
+        return None if row is None else AuditRecord.from_row(row)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-from datetime import datetime, time, timezone
 from pathlib import Path
 
 import click
@@ -16,12 +14,6 @@ def _log(data_dir: Path):
     from registry.audit import AuditLog
 
     return AuditLog(registry_engine(data_dir))
-
-
-def _unix(day, end: bool) -> int | None:
-    if day is None:
-        return None
-    return int(datetime.combine(day, time.max if end else time.min, timezone.utc).timestamp())
 
 
 @click.group("audit")
@@ -48,7 +40,13 @@ def audit_verify(data_dir: Path) -> None:
 @click.option("--from", "since", callback=iso_date, help="First day (UTC, YYYY-MM-DD).")
 @click.option("--to", "until", callback=iso_date, help="Last day (UTC, YYYY-MM-DD), inclusive.")
 @click.option("--subject", help="Only one subject, e.g. entry:42 or device:<id>.")
-def audit_export(data_dir: Path, since, until, subject) -> None:
-    """Records as JSON lines, with their hashes, so the export can be checked on its own."""
-    for record in _log(data_dir).records(since=_unix(since, False), until=_unix(until, True), subject=subject):
-        click.echo(json.dumps(record.to_dict(), ensure_ascii=False, sort_keys=True))
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl", show_default=True,
+              help="JSON lines (verifiable) or CSV (for a spreadsheet).")
+def audit_export(data_dir: Path, since, until, subject, fmt) -> None:
+    """Records with their hashes, so a JSON-lines export can be checked on its own."""
+    from registry.audit import day_bounds, export_csv, export_jsonl
+
+    first, last = day_bounds(since, until)
+    records = _log(data_dir).records(since=first, until=last, subject=subject)
+    for line in (export_jsonl if fmt == "jsonl" else export_csv)(records):
+        click.echo(line, nl=False)

@@ -18,9 +18,10 @@ from appliance.cli_common import fail, iso_date
 from appliance.records import Action
 from registry.accounts_cli import user_group
 from registry.audit_cli import audit_group
+from registry.import_cli import import_group
 from registry.cli_common import by_option, data_dir_option, registry_engine, who
 from registry.db import RegistryError, make_engine
-from registry.devices import DeviceRegistry
+from registry.devices import CODE_STATES, DeviceRegistry
 from registry.housekeeping_cli import housekeeping
 from registry.publish import DocumentRef, EntryFields, Name, Registry
 from registry.server import RegistryPaths
@@ -31,6 +32,8 @@ from registry.signing import (
     load_key_file,
     write_public_file,
 )
+from sync.enrolment import AIRLINE_COUNTER, KIND_SCOPES, MAX_AGE_HOURS, EnrolmentError, EnrolmentProfile
+
 
 def _emit(obj) -> None:
     click.echo(json.dumps(obj, ensure_ascii=False, indent=2))
@@ -134,6 +137,23 @@ def list_create(data_dir, list_id, name, authority, legal_basis, scopes, default
     _emit({"list_id": info.list_id, "version": info.version})
 
 
+@list_group.command("rekey")
+@data_dir_option
+@click.argument("list_id")
+@click.option("--reason", required=True, help="Why, e.g. which device was lost (the audit log keeps it).")
+@by_option
+def list_rekey(data_dir, list_id, reason, by) -> None:
+    """Rotate the list's token key: every device takes a full snapshot under the new key (docs/fleet.md)."""
+    from registry.rekey import rotate_token_key
+
+    reg, _ = _open(data_dir)
+    done = rotate_token_key(reg, list_id, by=who(by), reason=reason)
+    _emit(done.to_dict())
+    if done.wal_truncated is False:
+        click.echo(f"warning: a reader kept {RegistryPaths(data_dir).database.name}-wal from being emptied; pages"
+                   " with the old key stay in it until SQLite's next full checkpoint", err=True)
+
+
 # -- entries -------------------------------------------------------------------
 
 def _documents(ctx, param, values) -> tuple[DocumentRef, ...]:
@@ -209,21 +229,59 @@ def entry_remove(data_dir, list_id, entry_id, by) -> None:
 
 @registry.group("device")
 def device_group() -> None:
-    """Enrolled counters."""
+    """Enrolled counters and their enrolment codes (docs/fleet.md)."""
+
+
+def _scopes(ctx, param, values) -> tuple[str, ...]:
+    return tuple(s.strip() for value in values for s in value.split(",") if s.strip())
 
 
 @device_group.command("enroll-code")
 @data_dir_option
 @click.option("--lists", required=True, help="Comma-separated list ids the device will receive.")
+@click.option("--org", default="", help="Organisation the device belongs to (e.g. DA); IT admins scoped to it see it.")
+@click.option("--kind", type=click.Choice(list(KIND_SCOPES)), default=AIRLINE_COUNTER, show_default=True,
+              help="airline_counter checks air_travel lists, hotel_desk star_hotel; custom needs --scope.")
+@click.option("--scope", "scopes", multiple=True, callback=_scopes,
+              help="Sanction scopes the device checks, instead of the kind's (repeatable or comma-separated).")
+@click.option("--max-age-hours", type=click.FloatRange(0, MAX_AGE_HOURS, min_open=True), default=24.0,
+              show_default=True, help="Lists older than this are out of date on the device.")
+@click.option("--fail-open", is_flag=True,
+              help="With out-of-date lists keep CLEAR and warn (default: fail closed, CLEAR becomes REFER).")
 @click.option("--ttl-hours", type=click.IntRange(1, 24 * 30), default=24, show_default=True)
+@click.option("--reason", default="", help="Why the code is issued (the audit log keeps it).")
 @by_option
-def device_enroll_code(data_dir, lists, ttl_hours, by) -> None:
-    """Print a one-time enrolment code (only its hash is stored)."""
-    reg, devices = _open(data_dir)
-    wanted = [item.strip() for item in lists.split(",") if item.strip()]
-    for list_id in wanted:
-        reg.current_version(list_id)  # UnknownList names the typo
-    click.echo(devices.issue_code(wanted, ttl_seconds=ttl_hours * 3600, by=who(by)))
+def device_enroll_code(data_dir, lists, org, kind, scopes, max_age_hours, fail_open, ttl_hours, reason, by) -> None:
+    """Print a one-time enrolment code bound to a device profile (only its hash is stored)."""
+    _, devices = _open(data_dir)
+    try:
+        profile = EnrolmentProfile.build([item.strip() for item in lists.split(",") if item.strip()],
+                                         organisation=org, kind=kind, scopes=scopes, max_age_hours=max_age_hours,
+                                         fail_closed=not fail_open)
+    except EnrolmentError as exc:
+        fail(exc.message)
+    click.echo(devices.issue_code(profile, ttl_seconds=ttl_hours * 3600, by=who(by), reason=reason))
+
+
+@device_group.command("codes")
+@data_dir_option
+@click.option("--state", type=click.Choice(CODE_STATES), default=None, help="Only codes in this state.")
+def device_codes(data_dir, state) -> None:
+    """Enrolment codes as JSON: profile, who issued them, expiry, and the device that used each (never the code)."""
+    _, devices = _open(data_dir)
+    now = time.time()
+    _emit([code.to_dict(now) for code in devices.codes(state=state, now=now)])
+
+
+@device_group.command("withdraw-code")
+@data_dir_option
+@click.argument("code_id")
+@click.option("--reason", required=True, help="Why (the audit log keeps it).")
+@by_option
+def device_withdraw_code(data_dir, code_id, reason, by) -> None:
+    """Make an unused enrolment code worthless (CODE_ID from `device codes`)."""
+    _, devices = _open(data_dir)
+    _emit(devices.withdraw_code(code_id, by=who(by), reason=reason).to_dict(time.time()))
 
 
 @device_group.command("list")
@@ -234,16 +292,33 @@ def device_list(data_dir) -> None:
     _emit([d.to_dict() for d in devices.all_devices()])
 
 
-@device_group.command("disable")
-@data_dir_option
-@click.argument("device_id")
-def device_disable(data_dir, device_id) -> None:
-    """Refuse every further request from a device (a lost or stolen counter)."""
+def _revoke(data_dir, device_id, reason, by) -> None:
     _, devices = _open(data_dir)
-    devices.set_status(device_id, "disabled")
+    devices.revoke(device_id, by=who(by), reason=reason)
     _emit({"device_id": device_id, "status": "disabled"})
 
 
+@device_group.command("revoke")
+@data_dir_option
+@click.argument("device_id")
+@click.option("--reason", required=True, help="Why (lost, stolen, retired); the audit log keeps it.")
+@by_option
+def device_revoke(data_dir, device_id, reason, by) -> None:
+    """Refuse every further request from a device (a lost or stolen counter), within a second."""
+    _revoke(data_dir, device_id, reason, by)
+
+
+@device_group.command("disable")
+@data_dir_option
+@click.argument("device_id")
+@click.option("--reason", default="", help="Why; the audit log keeps it.")
+@by_option
+def device_disable(data_dir, device_id, reason, by) -> None:
+    """The same as `device revoke` (its issue-4 name)."""
+    _revoke(data_dir, device_id, reason, by)
+
+
 registry.add_command(audit_group)
+registry.add_command(import_group)
 registry.add_command(user_group)
 registry.add_command(housekeeping)

@@ -105,6 +105,23 @@ entry_documents = Table(
 )
 Index("ix_entry_documents_entry", entry_documents.c.entry_id)
 
+#: Where an entry came from, for the entries an authority list import made (registry/import_run.py).
+#: An entry without a row here came from a person (a review, the CLI), and an import never withdraws
+#: it. A table of its own rather than a column on ``entries``: ``init_db`` creates it in an existing
+#: registry database, which needs no migration, and every entry made before it existed is rightly
+#: "not imported".
+imported_entries = Table(
+    "imported_entries", metadata,
+    Column("entry_id", Integer, ForeignKey("entries.entry_id"), primary_key=True),
+    Column("list_id", String(64), nullable=False),
+    Column("reference", Text, nullable=False),  # the authority's case number: the key of the row
+    Column("fingerprint", String(64), nullable=False),  # registry/importer.py: what the file said
+    Column("import_id", String(32), nullable=False),  # the import that listed it
+    Column("removed_by_import", String(32)),  # the import that withdrew it (vanished or changed row)
+)
+Index("ix_imported_entries_list_reference", imported_entries.c.list_id, imported_entries.c.reference)
+Index("ix_imported_entries_list_entry", imported_entries.c.list_id, imported_entries.c.entry_id)
+
 #: The tokens each entry expands to; kept so a removal removes exactly them.
 entry_tokens = Table(
     "entry_tokens", metadata,

@@ -6,9 +6,9 @@ and `gatecheck registry housekeeping` runs one pass (for a cron job or a
 systemd timer). However many run, a lease row in the database lets one
 process at a time do a pass, so two never publish the same expiry.
 
-Jobs are registered as plain callables (``add_job``) so that later
-registers (clearances) add their own expiry without this module knowing
-them. A job that fails is logged in one line and the others still run.
+Jobs are registered as plain callables (``add_job``): the clearance
+register's expiry and the sweep of unfiled device reports are two
+(``housekeeper_for``). A job that fails is logged in one line and the others still run.
 """
 
 from __future__ import annotations
@@ -164,4 +164,6 @@ def housekeeper_for(app, *, every_seconds: int = DEFAULT_EVERY_SECONDS) -> House
     services, ui = app.extensions["gatecheck_registry"], app.extensions["gatecheck_ui"]
     keeper = Housekeeper(services.registry, ui.audit, every_seconds=every_seconds, clock=services.clock)
     keeper.add_job("device reports filed", lambda now: ui.intake.sweep())
+    keeper.add_job("clearances expired", lambda now: len(ui.clearances.expire(
+        today=datetime.fromtimestamp(now, timezone.utc).date())))
     return keeper

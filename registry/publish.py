@@ -1,88 +1,79 @@
 """The publishing core: lists and entries in, signed immutable deltas out.
 
-Every change to a list (entries added, removed or expired) is one
-transaction that produces version N+1: the changed entries are expanded
-into keyed tokens (sync/identity.py, registry/expansion.py), the list's
-published token state is diffed on the affected tokens only, and the delta
-N -> N+1 is encoded (sync/wire.py), its post-state digest computed
+Every change to a list (entries added, removed or expired, clearances, a
+whole authority import) is one transaction that produces version N+1
+(``Registry.change``, registry/list_change.py): the changed entries are
+expanded into keyed tokens (registry/entries.py), the list's published token
+state is settled on the affected tokens only, a batch at a time, and the
+delta N -> N+1 is encoded (sync/wire.py), its post-state digest computed
 incrementally from version N's stored lanes (sync/digest.py), signed
 (sync/envelope.py) and stored as bytes that never change again. A removal
 takes exactly the same path as an addition, so it travels as fast.
 
 Devices ask ``updates_since``; the registry answers with a bounded chain of
-stored deltas or, when the device is too far behind, beyond retention or the
-chain would be too big, one signed full snapshot. ``heartbeat`` says "still
-at version N" with a fresh valid-until. Layout and policy: docs/registry.md.
+stored deltas or, when the device is too far behind, beyond retention, the
+chain would be too big or a version was too big to carry a delta, one signed
+full snapshot. ``heartbeat`` says "still at version N" with a fresh
+valid-until. Layout and policy: docs/registry.md.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
 import time
-from collections import defaultdict
-from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from datetime import date
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterator, Sequence
 
-from sqlalchemy import Engine, and_, delete, func, insert, select, update
+from sqlalchemy import Engine, and_, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
-from appliance.records import Action, Clearance, Entry, ListInfo, TokenKind
+from appliance.records import Action, ListInfo
 from registry import db
 from registry.db import RegistryError
+from registry.entries import (  # noqa: F401  (re-exported: the package's entry model)
+    FOREVER,
+    STATUS_ACTIVE,
+    STATUS_EXPIRED,
+    STATUS_REMOVED,
+    DocumentRef,
+    EntryFields,
+    InvalidEntry,
+    Name,
+    expand_entry,
+    token_key_id,
+)
+from registry.list_change import (  # noqa: F401  (re-exported)
+    ClearanceChange,
+    ConcurrentPublish,
+    ListChange,
+    PreparedEntry,
+    Published,
+    UnknownEntry,
+    UnknownList,
+    list_row,
+)
 from registry.signing import Signer
 from registry.snapshots import SnapshotFiles, SnapshotPayload, default_directory, snapshot_fields
 from sync.digest import StateDigest
-from sync.envelope import EnvelopeFields, Kind, heartbeat as heartbeat_fields, parse_envelope
-from sync.identity import (
-    DocumentClass,
-    Identity,
-    IdentityError,
-    document_token,
-    normalise_issuer,
-    normalise_name,
-)
-from sync.wire import WireError, encode_delta
+from sync.envelope import heartbeat as heartbeat_fields, parse_envelope
+from sync.identity import token_key_hash
+from sync.wire import WireError
 
 TOKEN_KEY_BYTES = 32
-FOREVER = date(9999, 12, 31)
-STATUS_ACTIVE, STATUS_REMOVED, STATUS_EXPIRED = "active", "removed", "expired"
 _LIST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
-#: Rows per IN (...) clause: well under every backend's bound-parameter limit.
-_CHUNK = 500
 #: Estimated snapshot bytes per token, to compare a chain against (docs/wire-format.md, "Sizes").
 _SNAPSHOT_BYTES_PER_TOKEN = 16
-_ACTION_RANK = {Action.DENY: 0, Action.REFER: 1}
-
-
-class UnknownList(RegistryError):
-    code = "unknown_list"
-
-
-class UnknownEntry(RegistryError):
-    code = "unknown_entry"
-
-
-class InvalidEntry(RegistryError):
-    """Entry or list fields that cannot be stored or tokenised."""
-
-    code = "invalid_entry"
 
 
 class VersionAhead(RegistryError):
     """A device claims a version the registry never published."""
 
     code = "version_ahead"
-
-
-class ConcurrentPublish(RegistryError):
-    """Another writer published the same list at the same time; retry the change."""
-
-    code = "concurrent_publish"
 
 
 @dataclass(frozen=True)
@@ -103,6 +94,9 @@ class PublishConfig:
     max_chain_deltas: int = 1_000
     #: Default bound on a chain's bytes (envelopes + payloads).
     max_response_bytes: int = 8 * 1024 * 1024
+    #: A version that changes more tokens than this is stored without a delta (devices take the
+    #: snapshot), so publishing holds at most this many changed tokens in memory.
+    max_delta_tokens: int = 200_000
 
     def __post_init__(self) -> None:
         for name, value in self.__dict__.items():
@@ -110,125 +104,6 @@ class PublishConfig:
                 raise ValueError(f"PublishConfig.{name} must be a non-negative integer, got {value!r}")
         if self.delta_validity_seconds < self.delta_retention_seconds:
             raise ValueError("PublishConfig.delta_validity_seconds must cover delta_retention_seconds")
-
-
-@dataclass(frozen=True)
-class Name:
-    """One Latin spelling of a name, as an authority or document gives it."""
-
-    surnames: str
-    given_names: str = ""
-
-
-@dataclass(frozen=True)
-class DocumentRef:
-    """A listed document: class letter (sync.identity.DocumentClass), issuer (``DEU``, ``USA-CA``), number."""
-
-    document_class: str
-    issuer: str
-    number: str
-
-
-@dataclass(frozen=True)
-class EntryFields:
-    """What an authority lists about one person; ``None`` takes the list's default."""
-
-    surnames: str
-    reference: str
-    category: str
-    given_names: str = ""
-    original_script: str | None = None
-    latin_variants: tuple[Name, ...] = ()
-    date_of_birth: date | None = None
-    documents: tuple[DocumentRef, ...] = ()
-    action: Action | None = None
-    valid_from: date | None = None
-    valid_until: date = FOREVER
-    redress: str | None = None
-
-
-@dataclass(frozen=True)
-class Published:
-    """One published version: what changed and the signed bytes that carry it."""
-
-    list_id: str
-    version: int
-    envelope: bytes
-    payload: bytes
-    added: tuple[bytes, ...] = ()
-    removed: tuple[bytes, ...] = ()
-    entry_ids: tuple[int, ...] = ()
-    cleared: tuple[bytes, ...] = ()
-    uncleared: tuple[bytes, ...] = ()
-
-
-@dataclass(frozen=True)
-class ClearanceChange:
-    """Namesake clearances to publish on one list: (clearance, register id) pairs in, tokens out."""
-
-    add: tuple[tuple[Clearance, int], ...] = ()
-    remove: tuple[bytes, ...] = ()
-
-
-def token_key_id(token_key: bytes) -> str:
-    """Names a list's token key without revealing it (domain-separated SHA-256, 8 bytes)."""
-    return hashlib.sha256(b"GCTKID1" + token_key).digest()[:8].hex()
-
-
-def expand_entry(token_key: bytes, fields: EntryFields) -> list[tuple[bytes, TokenKind]]:
-    """The tokens of one entry: a document token per document, a person token per name variant.
-
-    Name variants come from registry/expansion.py; where that module is
-    absent, from ``Identity.name_keys()`` of each spelling given.
-    """
-    out: dict[bytes, TokenKind] = {}
-    try:
-        for doc in fields.documents:
-            country, _, region = doc.issuer.partition("-")
-            issuer = normalise_issuer(country, region or None)
-            out.setdefault(document_token(token_key, DocumentClass(doc.document_class), issuer, doc.number),
-                           TokenKind.DOCUMENT)
-        if fields.date_of_birth is not None:
-            for token in _person_tokens(token_key, fields):
-                out.setdefault(token, TokenKind.PERSON)
-    except IdentityError as exc:
-        raise InvalidEntry(f"entry {fields.reference!r}: {exc}") from None
-    except ValueError as exc:  # DocumentClass(...) of an unknown letter
-        raise InvalidEntry(f"entry {fields.reference!r}: {exc}") from None
-    if not out:
-        raise InvalidEntry(f"entry {fields.reference!r} yields no token: it needs a document or a date of birth")
-    return list(out.items())
-
-
-def _person_tokens(key: bytes, fields: EntryFields) -> list[bytes]:
-    spellings = [Name(fields.surnames, fields.given_names), *fields.latin_variants]
-    tokens: list[bytes] = []
-    try:
-        from registry.expansion import person_tokens_for_entry
-    except ImportError:
-        person_tokens_for_entry = None
-    for i, name in enumerate(spellings):
-        if person_tokens_for_entry is not None:
-            script = fields.original_script if i == 0 else None
-            found = person_tokens_for_entry(key, name.surnames, name.given_names, fields.date_of_birth,
-                                            original_script=script)
-        else:
-            ident = Identity(DocumentClass.PASSPORT, None, None, normalise_name(name.surnames),
-                             normalise_name(name.given_names), fields.date_of_birth)
-            found = list(ident.tokens(key).persons)
-        tokens.extend(t for t in found if t not in tokens)
-    return tokens
-
-
-def _chunks(items: Sequence, size: int = _CHUNK) -> Iterable[Sequence]:
-    for i in range(0, len(items), size):
-        yield items[i:i + size]
-
-
-def _device_entry(list_id: str, row) -> Entry:
-    return Entry(bytes(row.token), list_id, TokenKind(row.kind), row.category, Action(row.action),
-                 row.reference, row.valid_from, row.valid_until, row.redress)
-
 
 class Registry:
     """Lists, entries and their signed publication, over one SQLAlchemy engine."""
@@ -321,13 +196,31 @@ class Registry:
 
     @staticmethod
     def _list_row(conn, list_id: str, *, lock: bool = False):
-        query = select(db.lists).where(db.lists.c.list_id == list_id)
-        row = conn.execute(query.with_for_update() if lock else query).first()
-        if row is None:
-            raise UnknownList(f"no list {list_id!r} in the registry")
-        return row
+        return list_row(conn, list_id, lock=lock)
 
     # -- changes -------------------------------------------------------------
+
+    @contextmanager
+    def change(self, list_id: str, *, by: str, now: float | None = None) -> Iterator[ListChange]:
+        """One change to ``list_id``: one transaction, one version, however many entries.
+
+        The list row is locked for the whole change. Add, remove and clear
+        through the yielded ``ListChange`` (in batches for big changes; each
+        batch is settled at once, so memory stays bounded); leaving the block
+        signs and stores version N+1 and commits, then wakes long-polls.
+        An exception, or ``cancel()``, rolls everything back: no version.
+        The caller's own rows (an import's records, audit) go through
+        ``change.conn`` and commit with the version or not at all.
+        """
+        at = self._now(now)
+        with self.engine.begin() as conn:
+            change = ListChange(conn, list_row(conn, list_id, lock=True), by=by, at=at, config=self.config)
+            yield change
+            if change.cancelled:
+                conn.rollback()
+                return
+            change.finish(self.signer)
+        self._published(list_id)
 
     def add_entry(self, list_id: str, fields: EntryFields, *, by: str, now: float | None = None) -> int:
         """Store one entry and publish the version that adds its tokens; returns the entry id."""
@@ -336,62 +229,34 @@ class Registry:
     def add_entries(self, list_id: str, many: Sequence[EntryFields], *, by: str,
                     now: float | None = None) -> list[int]:
         """Store many entries as one change (one version); returns their ids in order."""
-        at = self._now(now)
-        today = datetime.fromtimestamp(at, timezone.utc).date()
-        with self.engine.begin() as conn:
-            lst = self._list_row(conn, list_id, lock=True)
-            key = bytes(lst.token_key)
-            ids: list[int] = []
-            for fields in many:
-                tokens = expand_entry(key, fields)
-                entry_id = conn.execute(insert(db.entries).values(**self._entry_values(lst, fields, by, at, today))
-                                        ).inserted_primary_key[0]
-                for doc in fields.documents:
-                    conn.execute(insert(db.entry_documents).values(
-                        entry_id=entry_id, document_class=doc.document_class, issuer=doc.issuer,
-                        number=doc.number))
-                conn.execute(insert(db.entry_tokens), [
-                    {"entry_id": entry_id, "token": t, "list_id": list_id, "kind": k.value} for t, k in tokens])
-                ids.append(entry_id)
-            self._publish(conn, lst, ids, by, at)
-        self._published(list_id)
+        with self.change(list_id, by=by, now=now) as change:
+            ids = change.add(many)
         return ids
 
     def remove_entry(self, list_id: str, entry_id: int, *, by: str, now: float | None = None) -> int:
         """Withdraw an entry and publish the version that removes its tokens; returns that version."""
-        at = self._now(now)
-        with self.engine.begin() as conn:
-            lst = self._list_row(conn, list_id, lock=True)
-            status = conn.execute(select(db.entries.c.status).where(and_(
+        with self.change(list_id, by=by, now=now) as change:
+            status = change.conn.execute(select(db.entries.c.status).where(and_(
                 db.entries.c.entry_id == entry_id, db.entries.c.list_id == list_id))).scalar_one_or_none()
             if status is None:
                 raise UnknownEntry(f"no entry {entry_id} on list {list_id!r}")
             if status != STATUS_ACTIVE:
                 raise UnknownEntry(f"entry {entry_id} on list {list_id!r} is already {status}")
-            conn.execute(update(db.entries).where(db.entries.c.entry_id == entry_id).values(
-                status=STATUS_REMOVED, removed_by=by, removed_at=at, removed_in_version=lst.current_version + 1))
-            version = self._publish(conn, lst, [entry_id], by, at).version
-        self._published(list_id)
-        return version
+            change.remove([entry_id])
+        return change.version
 
     def expire_entries(self, list_id: str, *, today: date, by: str = "registry:expiry",
                        now: float | None = None) -> Published | None:
         """Remove entries whose valid_until is before ``today`` in one version; None if none expired."""
-        at = self._now(now)
-        with self.engine.begin() as conn:
-            lst = self._list_row(conn, list_id, lock=True)
-            ids = list(conn.execute(select(db.entries.c.entry_id).where(and_(
+        with self.change(list_id, by=by, now=now) as change:
+            ids = list(change.conn.execute(select(db.entries.c.entry_id).where(and_(
                 db.entries.c.list_id == list_id, db.entries.c.status == STATUS_ACTIVE,
                 db.entries.c.valid_until < today))).scalars())
-            if not ids:
-                return None
-            for chunk in _chunks(ids):
-                conn.execute(update(db.entries).where(db.entries.c.entry_id.in_(chunk)).values(
-                    status=STATUS_EXPIRED, removed_by=by, removed_at=at,
-                    removed_in_version=lst.current_version + 1))
-            published = self._publish(conn, lst, ids, by, at)
-        self._published(list_id)
-        return published
+            if ids:
+                change.remove(ids, status=STATUS_EXPIRED)
+            else:
+                change.cancel()
+        return None if change.cancelled else replace(change.published, entry_ids=tuple(ids))
 
     def publish_clearances(self, list_id: str, change: ClearanceChange, *, by: str, now: float | None = None,
                            within: Callable[[object, int], None] | None = None) -> Published:
@@ -403,172 +268,11 @@ class Registry:
         so the register's rows and audit record commit with the version or
         not at all (registry/clearances.py).
         """
-        at = self._now(now)
-        with self.engine.begin() as conn:
-            lst = self._list_row(conn, list_id, lock=True)
-            for clearance, _ in change.add:
-                if clearance.list_id != list_id:
-                    raise InvalidEntry(f"a clearance of list {clearance.list_id!r} cannot be published on {list_id!r}")
-            published = self._publish(conn, lst, (), by, at, change)
+        with self.change(list_id, by=by, now=now) as publishing:
+            publishing.clear(change)
             if within is not None:
-                within(conn, published.version)
-        self._published(list_id)
-        return published
-
-    @staticmethod
-    def _entry_values(lst, fields: EntryFields, by: str, at: int, today: date) -> dict:
-        try:
-            action = Action(fields.action or lst.default_action)
-        except ValueError:
-            raise InvalidEntry(f"action {fields.action!r} is not REFER or DENY") from None
-        valid_from = fields.valid_from or today
-        if fields.valid_until < valid_from:
-            raise InvalidEntry(f"entry {fields.reference!r} is valid until {fields.valid_until}, before {valid_from}")
-        if not fields.reference or not fields.category:
-            raise InvalidEntry("an entry needs the authority's reference and a category")
-        variants = [[n.surnames, n.given_names] for n in fields.latin_variants]
-        return dict(
-            list_id=lst.list_id, surnames=fields.surnames, given_names=fields.given_names,
-            original_script=fields.original_script, latin_variants=json.dumps(variants, ensure_ascii=False),
-            date_of_birth=fields.date_of_birth, category=fields.category, action=action.value,
-            reference=fields.reference, redress=lst.redress if fields.redress is None else fields.redress,
-            valid_from=valid_from, valid_until=fields.valid_until, status=STATUS_ACTIVE, created_by=by,
-            created_at=at, added_in_version=lst.current_version + 1,
-        )
-
-    # -- publishing ----------------------------------------------------------
-
-    def _publish(self, conn, lst, entry_ids: Sequence[int], by: str, at: int,
-                 clearances: ClearanceChange = ClearanceChange()) -> Published:
-        """Version N+1 of ``lst`` from the changed entries and clearances, inside the caller's transaction."""
-        list_id, old_version = lst.list_id, lst.current_version
-        new_version = old_version + 1
-        affected: set[bytes] = set()
-        for chunk in _chunks(list(entry_ids)):
-            affected.update(bytes(t) for t in conn.execute(
-                select(db.entry_tokens.c.token).where(db.entry_tokens.c.entry_id.in_(chunk))).scalars())
-        affected_list = sorted(affected)
-        held = self._held(conn, list_id, affected_list)
-        wanted = self._winners(conn, list_id, affected_list)
-        adds = [e for t, (e, _) in wanted.items() if held.get(t) != e]
-        removes = sorted(t for t in held if t not in wanted)
-        replaced = [held[e.token] for e in adds if e.token in held]
-        clear_adds, clear_removes, clear_taken = self._clearance_diff(conn, list_id, clearances)
-
-        prev = conn.execute(select(db.versions).where(and_(
-            db.versions.c.list_id == list_id, db.versions.c.version == old_version))).one()
-        digest = StateDigest.from_bytes(bytes(prev.digest))
-        digest.apply(adds=[*adds, *(c for c, _ in clear_adds)],
-                     removes=[held[t] for t in removes] + replaced + clear_taken)
-        try:
-            payload = encode_delta(list_id, old_version, new_version, adds, removes,
-                                   [c for c, _ in clear_adds], clear_removes)
-        except WireError as exc:
-            raise InvalidEntry(f"cannot encode the change: {exc.reason}") from None
-        fields = EnvelopeFields(
-            Kind.DELTA, list_id, old_version, new_version, at, at + self.config.delta_validity_seconds,
-            digest.checksum(), hashlib.sha256(payload).digest(), len(payload))
-        envelope = self.signer.sign(fields)
-
-        gone = removes + [e.token for e in replaced]
-        for chunk in _chunks(gone):
-            conn.execute(delete(db.list_tokens).where(and_(
-                db.list_tokens.c.list_id == list_id, db.list_tokens.c.token.in_(chunk))))
-        if adds:
-            conn.execute(insert(db.list_tokens), [self._token_row(e, wanted[e.token][1]) for e in adds])
-        self._write_clearances(conn, list_id, clear_adds, [c.token for c in clear_taken])
-        count = prev.token_count + len(adds) - len(replaced) - len(removes)
-        conn.execute(insert(db.versions).values(
-            list_id=list_id, version=new_version, published_at=at, published_by=by,
-            digest=digest.to_bytes(), checksum=digest.checksum(), token_count=count))
-        conn.execute(insert(db.deltas).values(
-            list_id=list_id, from_version=old_version, to_version=new_version, published_at=at,
-            valid_until=fields.valid_until, envelope=envelope, payload=payload))
-        moved = conn.execute(update(db.lists).where(and_(
-            db.lists.c.list_id == list_id, db.lists.c.current_version == old_version)
-        ).values(current_version=new_version)).rowcount
-        if moved != 1:
-            raise ConcurrentPublish(f"list {list_id!r} moved past version {old_version} during this change")
-        self._prune(conn, list_id, new_version, at)
-        return Published(list_id, new_version, envelope, payload, tuple(e.token for e in adds),
-                         tuple(removes), tuple(entry_ids), tuple(c.token for c, _ in clear_adds),
-                         tuple(clear_removes))
-
-    @staticmethod
-    def _clearance_diff(conn, list_id: str, change: ClearanceChange):
-        """(to add with ids, tokens to withdraw, held clearances they take out of the state).
-
-        An add equal to what is held is no change; an add that differs
-        replaces it (the device upserts, the digest swaps the element).
-        """
-        wanted = {c.token: (c, cid) for c, cid in change.add}
-        if len(wanted) != len(change.add) or wanted.keys() & set(change.remove):
-            raise InvalidEntry("a clearance token appears twice in one change")
-        lc = db.list_clearances.c
-        held: dict[bytes, Clearance] = {}
-        for chunk in _chunks(sorted({*wanted, *change.remove})):
-            for row in conn.execute(select(lc.token, lc.redress_number, lc.valid_until).where(and_(
-                    lc.list_id == list_id, lc.token.in_(chunk)))):
-                held[bytes(row.token)] = Clearance(bytes(row.token), list_id, row.redress_number, row.valid_until)
-        adds = [(c, cid) for t, (c, cid) in sorted(wanted.items()) if held.get(t) != c]
-        removes = sorted(t for t in change.remove if t in held)
-        taken = [held[t] for t in removes] + [held[c.token] for c, _ in adds if c.token in held]
-        return adds, removes, taken
-
-    @staticmethod
-    def _write_clearances(conn, list_id: str, adds: Sequence[tuple[Clearance, int]], gone: Sequence[bytes]) -> None:
-        lc = db.list_clearances.c
-        for chunk in _chunks(list(gone)):
-            conn.execute(delete(db.list_clearances).where(and_(lc.list_id == list_id, lc.token.in_(chunk))))
-        if adds:
-            conn.execute(insert(db.list_clearances), [
-                {"list_id": list_id, "token": c.token, "clearance_id": cid, "redress_number": c.redress_number,
-                 "valid_until": c.valid_until} for c, cid in adds])
-
-    @staticmethod
-    def _held(conn, list_id: str, tokens: Sequence[bytes]) -> dict[bytes, Entry]:
-        held: dict[bytes, Entry] = {}
-        for chunk in _chunks(tokens):
-            for row in conn.execute(select(db.list_tokens).where(and_(
-                    db.list_tokens.c.list_id == list_id, db.list_tokens.c.token.in_(chunk)))):
-                held[bytes(row.token)] = _device_entry(list_id, row)
-        return held
-
-    @staticmethod
-    def _winners(conn, list_id: str, tokens: Sequence[bytes]) -> dict[bytes, tuple[Entry, int]]:
-        """For each token, (device entry, entry id) to hold: DENY first, then the longest valid, then the oldest.
-
-        Several active entries may share a token (two authorities' cases, or
-        namesakes with one birth date); the device holds a token once.
-        """
-        candidates: dict[bytes, list] = defaultdict(list)
-        e, t = db.entries.c, db.entry_tokens.c
-        for chunk in _chunks(tokens):
-            query = (select(t.token, t.kind, e.entry_id, e.category, e.action, e.reference, e.valid_from,
-                            e.valid_until, e.redress)
-                     .select_from(db.entry_tokens.join(db.entries, e.entry_id == t.entry_id))
-                     .where(and_(t.list_id == list_id, t.token.in_(chunk), e.status == STATUS_ACTIVE)))
-            for row in conn.execute(query):
-                candidates[bytes(row.token)].append(row)
-        out: dict[bytes, tuple[Entry, int]] = {}
-        for token, rows in candidates.items():
-            best = min(rows, key=lambda r: (_ACTION_RANK[Action(r.action)], -r.valid_until.toordinal(), r.entry_id))
-            out[token] = (_device_entry(list_id, best), best.entry_id)
-        return out
-
-    @staticmethod
-    def _token_row(entry: Entry, entry_id: int) -> dict:
-        return dict(list_id=entry.list_id, token=entry.token, entry_id=entry_id, kind=entry.kind.value,
-                    category=entry.category, action=entry.action.value, reference=entry.reference,
-                    valid_from=entry.valid_from, valid_until=entry.valid_until, redress=entry.redress)
-
-    def _prune(self, conn, list_id: str, head: int, at: int) -> None:
-        """Drop deltas outside the retention window; snapshots stay producible from list_tokens."""
-        cfg = self.config
-        conn.execute(delete(db.deltas).where(and_(
-            db.deltas.c.list_id == list_id,
-            (db.deltas.c.to_version <= head - cfg.delta_retention_versions)
-            | (db.deltas.c.published_at < at - cfg.delta_retention_seconds))))
+                within(publishing.conn, publishing.version)
+        return publishing.published
 
     # -- serving -------------------------------------------------------------
 
@@ -643,7 +347,8 @@ class Registry:
             return found
         with files.build_lock(list_id):
             with self._consistent_read() as conn:
-                head = self._list_row(conn, list_id).current_version
+                lst = self._list_row(conn, list_id)
+                head = lst.current_version
                 found = self._fresh_snapshot(list_id, head, at)  # built while this one waited
                 if found is not None:
                     return found
@@ -657,7 +362,8 @@ class Registry:
                         db.versions.c.list_id == list_id, db.versions.c.version == head))).one()
                     checksum = bytes(row.checksum)
                     try:
-                        sha256, size = files.build(conn, list_id, head, bytes(row.digest), row.token_count)
+                        sha256, size = files.build(conn, list_id, head, bytes(row.digest), row.token_count,
+                                                   token_key_hash=token_key_hash(bytes(lst.token_key)))
                     except WireError as exc:
                         raise InvalidEntry(f"cannot encode the snapshot of {list_id!r}: {exc.reason}") from None
             envelope = self.signer.sign(snapshot_fields(

@@ -22,6 +22,7 @@ its own caches.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import threading
@@ -57,12 +58,15 @@ from registry.snapshots import SnapshotPayload, chunks as snapshot_chunks
 from sync.device_auth import (
     DEFAULT_MAX_SKEW_SECONDS,
     RequestAuthError,
+    b64url_encode,
     device_id_for,
     parse_public_key,
 )
 from sync.envelope import parse_envelope
 from sync.framing import FRAME_CERT, FRAME_REVOCATION, frame_key_statement, frame_update, frame_update_head
 from sync.errors import SyncError
+from sync.enrolment import EnrolmentAnswer, answer_to_json
+from sync.identity import token_key_id
 from sync.keys import parse_cert, parse_revocation
 
 log = logging.getLogger(__name__)
@@ -182,6 +186,8 @@ class Services:
     keys_body: bytes
     clock: Callable[[], float]
     seen_write_seconds: int
+    #: The root public key devices pin, handed out at enrolment (None: not configured, no enrolment).
+    root_public_key: bytes | None = None
     _seen: dict[str, float] = field(default_factory=dict)
     _unwritten: list[str] = field(default_factory=list)
     _seen_lock: threading.Lock = field(default_factory=threading.Lock)
@@ -246,6 +252,27 @@ def _keys_body(signing_cert: bytes, keys_dir: Path | None) -> bytes:
     return b"".join(frames)
 
 
+def _root_public_key(path: str | None, signer: Signer) -> bytes | None:
+    """The root key devices are told to pin: read once, and checked against the signing key's certificate.
+
+    Handing a device a root that did not certify our signing key would make
+    every update fail on it; better that the registry does not start.
+    """
+    if not path:
+        return None
+    try:
+        root = Path(path).read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read the root public key {path}: {exc.strerror}") from None
+    if len(root) != 32:
+        raise ConfigError(f"{path} must hold the 32-byte raw root public key (root.pub from `registry init`)")
+    try:
+        signer.check_root(root)
+    except RegistryError as exc:
+        raise ConfigError(f"{path} is not the root that certified the signing key: {exc.message}") from None
+    return root
+
+
 # -- app factory ---------------------------------------------------------------
 
 def create_app(config: Mapping | None = None) -> Flask:
@@ -253,7 +280,8 @@ def create_app(config: Mapping | None = None) -> Flask:
 
     ``config`` takes ``DATA_DIR`` (the layout of :class:`RegistryPaths`) or
     explicit ``DATABASE_URL``, ``SIGNING_KEY``, ``SIGNING_CERT`` and
-    ``KEYS_DIR``; plus the keys of :data:`DEFAULTS`, ``PUBLISH_CONFIG`` (a
+    ``KEYS_DIR`` and ``ROOT_PUBLIC_KEY`` (the 32-byte root.pub that
+    enrolment hands to devices); plus the keys of :data:`DEFAULTS`, ``PUBLISH_CONFIG`` (a
     :class:`PublishConfig`) and ``CLOCK`` (a callable returning Unix seconds).
     """
     app = Flask(__name__)
@@ -265,6 +293,7 @@ def create_app(config: Mapping | None = None) -> Flask:
         app.config.setdefault("SIGNING_KEY", str(paths.signing_key))
         app.config.setdefault("SIGNING_CERT", str(paths.signing_cert))
         app.config.setdefault("KEYS_DIR", str(paths.keys_dir))
+        app.config.setdefault("ROOT_PUBLIC_KEY", str(paths.root_public))
     for key in ("DATABASE_URL", "SIGNING_KEY", "SIGNING_CERT"):
         if not app.config.get(key):
             raise ConfigError(f"registry config needs {key} (or DATA_DIR)")
@@ -299,6 +328,7 @@ def create_app(config: Mapping | None = None) -> Flask:
         keys_body=_keys_body(signer.cert_bytes, keys_dir),
         clock=clock,
         seen_write_seconds=app.config["SEEN_WRITE_SECONDS"],
+        root_public_key=_root_public_key(app.config.get("ROOT_PUBLIC_KEY"), signer),
     )
     app.extensions["gatecheck_registry"] = svc
     app.wsgi_app = NoChangePolls(app.wsgi_app, svc, app.config)
@@ -329,6 +359,13 @@ class BadInput(RegistryError):
 
 class Forbidden(RegistryError):
     code = "forbidden"
+
+
+class NoRootKey(RegistryError):
+    """Enrolment hands devices the root key to pin; without one configured it cannot be offered."""
+
+    code = "no_root_key"
+    status = 503
 
 
 _STATUS = {
@@ -439,13 +476,39 @@ def enroll():
     name = body.get("name") or f"device {device_id_for(public_key)}"
     if not isinstance(name, str) or len(name) > MAX_NAME_CHARS:
         raise BadInput(f"name must be a string of at most {MAX_NAME_CHARS} characters", code="invalid_enrolment")
-    device: Device = services().devices.enroll(code, public_key, name)
-    return jsonify({"device_id": device.device_id, "lists": list(device.lists)}), 201
+    svc = services()
+    if svc.root_public_key is None:  # checked before the code is spent
+        raise NoRootKey("this registry has no root public key configured (ROOT_PUBLIC_KEY); it cannot enrol devices")
+    device: Device = svc.devices.enroll(code, public_key, name)
+    # Lists are never deleted, and a token key changes only by re-keying, which moves every device on anyway.
+    lists = tuple(dataclasses.replace(svc.registry.list_info(list_id), version=0, state_digest=b"")
+                  for list_id in device.lists)
+    answer = EnrolmentAnswer(device.device_id, device.name, device.enrolled_at, device.profile, lists,
+                             svc.root_public_key)
+    response = jsonify(answer_to_json(answer))
+    response.headers["Cache-Control"] = "no-store"  # it carries the lists' token keys
+    return response, 201
 
 
 @device_api.get("/keys")
 def keys():
     return Response(services().keys_body, 200, mimetype="application/octet-stream")
+
+
+@device_api.get("/lists/<list_id>/key")
+def token_key(list_id: str):
+    """A subscribed list's current token key: how a device moves on after the list was re-keyed.
+
+    The device trusts it only if it hashes to the key hash in the signed
+    snapshot it is about to install (sync/token_keys.py).
+    """
+    info = services().registry.list_info(list_id)  # UnknownList -> 404
+    if list_id not in g.device.lists:
+        raise Forbidden(f"device {g.device.device_id} is not subscribed to list {list_id!r}")
+    response = jsonify({"list_id": list_id, "token_key": b64url_encode(info.token_key),
+                        "token_key_id": token_key_id(info.token_key)})
+    response.headers["Cache-Control"] = "no-store"  # a secret: no cache on the way may keep it
+    return response
 
 
 @device_api.get("/lists/<list_id>/updates")

@@ -35,7 +35,7 @@ from appliance.records import Clearance
 from registry import db
 from sync.envelope import Envelope, EnvelopeFields, Kind, parse_envelope
 from sync.errors import SyncError
-from sync.snapshot_wire import SnapshotWriter
+from sync.snapshot_wire import MAGIC, SnapshotWriter
 
 #: Rows per keyset page: bounded memory on both database backends.
 PAGE_ROWS = 20_000
@@ -111,10 +111,17 @@ class SnapshotFiles:
         return self._dir(list_id) / f"v{version}.envelope"
 
     def cached(self, list_id: str, version: int) -> tuple[Envelope, bytes, SnapshotPayload] | None:
-        """The stored envelope and payload of a version, if both are there and agree in size."""
+        """The stored envelope and payload of a version, if both are there, agree in size and are this format.
+
+        A payload built by an older registry (another magic: a v2 file has no
+        token key hash) is not reused; the caller builds the version again.
+        """
         try:
             raw = self.envelope_path(list_id, version).read_bytes()
             size = self.payload_path(list_id, version).stat().st_size
+            with open(self.payload_path(list_id, version), "rb") as fh:
+                if fh.read(len(MAGIC)) != MAGIC:
+                    return None
         except FileNotFoundError:
             return None
         try:
@@ -145,8 +152,13 @@ class SnapshotFiles:
         finally:
             os.close(fd)
 
-    def build(self, conn, list_id: str, version: int, lanes: bytes, count: int) -> tuple[bytes, int]:
-        """Write version ``version``'s payload from ``conn`` (a consistent read); returns (SHA-256, size)."""
+    def build(self, conn, list_id: str, version: int, lanes: bytes, count: int, *,
+              token_key_hash: bytes) -> tuple[bytes, int]:
+        """Write version ``version``'s payload from ``conn`` (a consistent read); returns (SHA-256, size).
+
+        ``token_key_hash`` names the key the list's tokens are under at that
+        version, read in the same consistent read as the tokens.
+        """
         path = self.payload_path(list_id, version)
         building = path.with_name(path.name + ".building")
         fd = os.open(building, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -154,7 +166,8 @@ class SnapshotFiles:
             with os.fdopen(fd, "wb", buffering=READ_CHUNK) as fh:
                 out = _Hashing(fh)
                 cleared = clearances_of(conn, list_id)
-                writer = SnapshotWriter(out, list_id, version, lanes, records=count, clearances=len(cleared))
+                writer = SnapshotWriter(out, list_id, version, lanes, token_key_hash=token_key_hash, records=count,
+                                        clearances=len(cleared))
                 for clearance in cleared:
                     writer.add_clearance(clearance)
                 for rows in token_pages(conn, list_id):

@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Callable, Iterable
 
+from appliance.device_status import app_version, scanner_state
 from appliance.outbox import Outbox
 from appliance.records import Batch
 from appliance.snapshot import SnapshotStore
@@ -64,6 +65,7 @@ from sync.errors import BehindRegistry, DigestMismatch, MixAndMatch, PayloadHash
 from sync.fetcher import FetchError, Fetcher, Response, open_stream
 from sync.framing import FRAME_CERT, FRAME_REVOCATION, parse_frames
 from sync.keys import KeyRing
+from sync.token_keys import TokenKeyRefused, key_path, parse_key_answer
 from sync.trust import TrustConfig, TrustedListState, TrustedSet
 from sync.wire import decode_delta
 
@@ -249,6 +251,9 @@ class SyncAgent:
         except FetchError as exc:
             log.warning("registry unreachable: %s", exc.message)
             report.errors.append(exc.message)
+        except RegistryRefused as exc:  # e.g. 401 on /v1/keys for a revoked device: a failed run, not a crash
+            log.error("%s", exc.message)
+            report.errors.append(exc.message)
         now = self.clock()
         report.ok = not report.errors
         if report.ok:
@@ -299,7 +304,8 @@ class SyncAgent:
             if self.stop.is_set():
                 return 0.0
             since = 0 if want_snapshot else record.state.version
-            wait = 0 if (progressed or want_snapshot) else self.config.long_poll_wait
+            wait = 0 if (progressed or want_snapshot or not self._proven_recently(list_id)) \
+                else self.config.long_poll_wait
             path = f"/v1/lists/{list_id}/updates?since={since}" + (
                 "&full=1" if want_snapshot else f"&wait={wait}" if wait else "")
             ceiling = self.config.max_updates_bytes + self.config.trust.max_snapshot_bytes
@@ -339,6 +345,20 @@ class SyncAgent:
                 return min_wait
         raise NotConverging(f"not current after {self.config.max_rounds} fetches; will retry")
 
+    def _proven_recently(self, list_id: str) -> bool:
+        """Whether a heartbeat proved the held list current within two long-polls.
+
+        A long-poll answers "no change" only when its wait ends; a device just
+        enrolled, or back from an outage, would show its lists as out of date
+        (REFER, failing closed) for that long. Until the list is proven
+        current again the agent asks without waiting.
+        """
+        info = self.store.get_list(list_id)
+        if info is None or info.heartbeat_at is None:
+            return False
+        age = self.clock() - info.heartbeat_at.timestamp()
+        return 0 <= age <= 2 * self.config.long_poll_wait + 5
+
     def _held(self, list_id: str) -> ListRecord:
         """The held record, reconciled with the store after a crash or a lost sync.db."""
         info = self.store.get_list(list_id)
@@ -376,7 +396,8 @@ class SyncAgent:
         list_id = record.state.list_id
         if isinstance(payload, Download):
             new, tokens = install_snapshot(self.store, self.state, self.trusted, record, envelope, payload,
-                                           max_entries=self.config.max_entries, now=self.clock())
+                                           max_entries=self.config.max_entries, now=self.clock(),
+                                           fetch_key=self._fetch_token_key)
             report.snapshots.append(list_id)
             log.info("list %s: installed snapshot at version %d (%d tokens)", list_id, new.state.version, tokens)
             return new, False
@@ -426,6 +447,14 @@ class SyncAgent:
                  len(decoded.adds), len(decoded.removes))
         return new, False
 
+    def _fetch_token_key(self, list_id: str) -> bytes:
+        """A re-keyed list's new token key (install_snapshot checks it against the signed snapshot)."""
+        path = key_path(list_id)
+        response = self.fetcher.fetch("GET", path, max_bytes=self.config.max_answer_bytes)
+        if response.status != 200:
+            raise TokenKeyRefused(f"GET {path} answered HTTP {response.status}: {_error_of(response)}")
+        return parse_key_answer(response.body, list_id=list_id)
+
     # -- housekeeping --------------------------------------------------------------
 
     def _housekeeping(self, report: RunReport, now: float) -> None:
@@ -461,6 +490,8 @@ class SyncAgent:
         disk = shutil.disk_usage(self.store.path.parent)
         return {
             "clock": _utc(now).isoformat(),
+            "app_version": app_version(),
+            "scanner": scanner_state(self.store.path.parent),
             "lists": lists,
             "last_success_at": None if status.last_success_at is None else _utc(status.last_success_at).isoformat(),
             "failures": status.failures,

@@ -15,8 +15,14 @@ element by element costs ~10 µs each (nine minutes on one core). So:
 3. the payload carries the list's 2048-byte digest lanes: their SHA-256 must
    be the envelope's signed post-state checksum (``confirm``), so the device
    needs no O(n) digest of the records;
-4. the records go, block by block, into ``SnapshotStore.install_list``: a
-   new store generation built in one pass and swapped in atomically.
+4. the header names the token key its tokens are under (its hash). When
+   that is not the key the store holds, the list was re-keyed
+   (registry/rekey.py): the new key is fetched and must hash to the signed
+   header's value (sync/token_keys.py), or the snapshot is refused whole;
+5. the records go, block by block, into ``SnapshotStore.install_list``: a
+   new store generation built in one pass and swapped in atomically, with
+   the new key in the same generation, so a lookup uses the old key with
+   the old tokens or the new key with the new tokens, never a mix.
 
 The trade-off of step 3: the device trusts that the registry's records and
 lanes agree, and does not prove that its install reproduced them. A bug
@@ -28,11 +34,13 @@ fetches a fresh snapshot). ``audit_list`` is the explicit O(n) check
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import shutil
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Callable
 
 from appliance.records import Batch
 from appliance.snapshot import SnapshotStore
@@ -41,8 +49,12 @@ from sync.digest import StateDigest
 from sync.envelope import Kind, parse_envelope
 from sync.errors import MalformedEnvelope, MixAndMatch, SyncError
 from sync.framing import FRAME_UPDATE, FrameReader
+from sync.identity import token_key_hash, token_key_id
 from sync.snapshot_wire import SnapshotReader
+from sync.token_keys import TokenKeyRefused, check_key
 from sync.trust import TrustedListState, TrustedSet
+
+log = logging.getLogger("gatecheck.sync")
 
 DOWNLOAD_PREFIX = ".snapshot-"
 DOWNLOAD_SUFFIX = ".download"
@@ -153,13 +165,16 @@ def download_payload(frames: FrameReader, directory: Path, list_id: str, size: i
 
 
 def install_snapshot(store: SnapshotStore, state: AgentState, trusted: TrustedSet, record: ListRecord,
-                     envelope: bytes, download: Download, *, max_entries: int, now: float) -> tuple[ListRecord, int]:
+                     envelope: bytes, download: Download, *, max_entries: int, now: float,
+                     fetch_key: Callable[[str], bytes] | None = None) -> tuple[ListRecord, int]:
     """Verify a downloaded snapshot against the signed envelope and install it; returns (new record, tokens).
 
     Order: size and SHA-256 of the whole file (verify_streamed), then the
     header's list, version and lanes (SHA-256 of the lanes = the signed
-    checksum), and only then the records, straight into a new store
-    generation. Any failure leaves the store and sync.db as they were.
+    checksum), then the token key (a re-keyed list's new key, from
+    ``fetch_key(list_id)``, must hash to the header's), and only then the
+    records, straight into a new store generation. Any failure leaves the
+    store and sync.db as they were.
     """
     list_id = record.state.list_id
     update = trusted.verify_streamed(record.state, envelope, payload_size=download.size,
@@ -173,9 +188,24 @@ def install_snapshot(store: SnapshotStore, state: AgentState, trusted: TrustedSe
                               f"its envelope {env.list_id} version {env.to_version}")
         new_state = trusted.confirm(record.state, update, header.checksum)  # DigestMismatch: wrong lanes
         info = store.get_list(list_id)
+        new_key = None
+        if token_key_hash(info.token_key) != header.token_key_hash:
+            if fetch_key is None:
+                raise TokenKeyRefused(f"snapshot of version {env.to_version} refused: its tokens are under token key"
+                                      f" {header.token_key_hash[:8].hex()}, not the store's {token_key_id(info.token_key)},"
+                                      " and there is no way to fetch the new key")
+            try:
+                fetched = fetch_key(list_id)
+            except TokenKeyRefused as exc:
+                raise TokenKeyRefused(f"snapshot of version {env.to_version} refused: its tokens are under a new token"
+                                      f" key, {header.token_key_hash[:8].hex()}, and {exc.message};"
+                                      " the store keeps the state it had") from None
+            new_key = check_key(list_id, env.to_version, fetched, header.token_key_hash)
+            log.warning("list %s was re-keyed: token key %s -> %s with version %d", list_id,
+                        token_key_id(info.token_key), token_key_id(new_key), env.to_version)
         batch = Batch(list_id, info.version, env.to_version, add_clearances=tuple(reader.clearances),
                       state_digest=env.post_state_digest, signed_at=_utc(env.issued_at),
-                      valid_until=_utc(env.valid_until))
+                      valid_until=_utc(env.valid_until), token_key=new_key)
         state.stage(ListRecord(new_state, header.lanes))
         try:
             tokens = store.install_list(batch, reader.blocks())

@@ -29,6 +29,9 @@ TOKEN_DOMAIN = b"GCTOK1"
 KIND_DOCUMENT = 0x01
 KIND_PERSON = 0x02
 MIN_KEY_BYTES = 16
+#: Domain of a token key's hash: what names a key (its id) without revealing it.
+KEY_HASH_DOMAIN = b"GCTKID1"
+KEY_HASH_BYTES = 32
 
 
 class IdentityError(Exception):
@@ -174,6 +177,20 @@ def _mac(key: bytes, message: bytes) -> bytes:
     if len(key) < MIN_KEY_BYTES:
         raise IdentityError(f"list key must be at least {MIN_KEY_BYTES} bytes")
     return hmac.new(key, message, hashlib.sha256).digest()[:TOKEN_BYTES]
+
+
+def token_key_hash(key: bytes) -> bytes:
+    """SHA-256("GCTKID1" || key): binds a snapshot to the key its tokens are under (docs/token-layout.md).
+
+    A device that is handed a new key checks it against the hash the signed
+    snapshot carries; all 32 bytes, so no key but the registry's can pass.
+    """
+    return hashlib.sha256(KEY_HASH_DOMAIN + bytes(key)).digest()
+
+
+def token_key_id(key: bytes) -> str:
+    """A key's name for people and logs: the first 8 bytes of its hash, in hex."""
+    return token_key_hash(key)[:8].hex()
 
 
 def document_token(key: bytes, document_class: DocumentClass | str, issuer: str, number: str) -> bytes:

@@ -1,4 +1,4 @@
-"""The full-list snapshot payload, format v2: streamed in token order, in bounded blocks.
+"""The full-list snapshot payload, format v3: streamed in token order, in bounded blocks.
 
 A v1 snapshot was one in-memory body, grouped by metadata: fine for
 thousands of entries, not for a 50 M-token list (about 28 GiB of Python
@@ -10,7 +10,9 @@ device builds its new store file in one pass (appliance/snapshot_bulk.py).
 It also carries the list's 2048-byte digest lanes, which the device accepts
 only when their SHA-256 is the checksum the envelope signs: no O(n) digest
 recomputation on install. The byte layout is docs/wire-format.md, "Snapshot
-payload (v2)".
+payload (v3)". v3 is v2 plus the hash of the token key the records are under:
+after a list is re-keyed (registry/rekey.py) a device must not install
+new-key tokens and go on looking them up with its old key.
 
 Pure: it reads from and writes to a file object it is given, and does no
 other I/O. Decoding is defensive: every malformed, truncated or oversized
@@ -31,7 +33,7 @@ import numpy as np
 
 from appliance.records import Action, Clearance, Entry, TokenKind
 from appliance.snapshot_codec import ListMeta, RecordBlock, ReferenceTemplate
-from sync.identity import TOKEN_BYTES
+from sync.identity import KEY_HASH_BYTES, TOKEN_BYTES
 from sync.wire import (
     _REFERENCE,
     MAX_STRING_BYTES,
@@ -44,7 +46,7 @@ from sync.wire import (
     join_reference,
 )
 
-MAGIC = b"GCS2"
+MAGIC = b"GCS3"
 LANES_BYTES = 2048
 BLOCK_END, BLOCK_RECORDS, BLOCK_CLEARANCES = 0x00, 0x01, 0x02
 FLAG_ZLIB = 0x01
@@ -72,6 +74,8 @@ class SnapshotHeader(NamedTuple):
     records: int
     clearances: int
     lanes: bytes
+    #: sync.identity.token_key_hash of the key every token in the payload is under.
+    token_key_hash: bytes = b""
 
     @property
     def checksum(self) -> bytes:
@@ -109,10 +113,12 @@ class SnapshotWriter:
     the table of distinct metadata rows.
     """
 
-    def __init__(self, out: BinaryIO, list_id: str, version: int, lanes: bytes, *, records: int,
-                 clearances: int = 0, compress: bool = True) -> None:
+    def __init__(self, out: BinaryIO, list_id: str, version: int, lanes: bytes, *, token_key_hash: bytes,
+                 records: int, clearances: int = 0, compress: bool = True) -> None:
         if not list_id:
             raise WireError("a snapshot needs a list id")
+        if not isinstance(token_key_hash, (bytes, bytearray)) or len(token_key_hash) != KEY_HASH_BYTES:
+            raise WireError(f"the token key hash is {KEY_HASH_BYTES} bytes")
         if not isinstance(lanes, (bytes, bytearray)) or len(lanes) != LANES_BYTES:
             raise WireError(f"digest lanes are {LANES_BYTES} bytes")
         for name, value in (("version", version), ("records", records), ("clearances", clearances)):
@@ -132,8 +138,8 @@ class SnapshotWriter:
         self._clearances: list[bytes] = []
         self._clearance_count = 0
         self._last_clearance = b""
-        out.write(MAGIC + _text(list_id, "list id") + _varint(version) + _varint(records)
-                  + _varint(clearances) + bytes(lanes))
+        out.write(MAGIC + _text(list_id, "list id") + _varint(version) + bytes(token_key_hash)
+                  + _varint(records) + _varint(clearances) + bytes(lanes))
 
     def add(self, token: bytes, kind: str, action: str, category: str, reference: str,
             valid_from: date | str, valid_until: date | str, redress: str) -> None:
@@ -268,7 +274,7 @@ class SnapshotWriter:
 
 
 def encode_snapshot(list_id: str, version: int, lanes: bytes, entries: Sequence[Entry],
-                    clearances: Sequence[Clearance] = (), *, compress: bool = True) -> bytes:
+                    clearances: Sequence[Clearance] = (), *, token_key_hash: bytes, compress: bool = True) -> bytes:
     """A whole snapshot in memory (tests, small lists): entries in any order."""
     import io
 
@@ -276,7 +282,7 @@ def encode_snapshot(list_id: str, version: int, lanes: bytes, entries: Sequence[
         if item.list_id != list_id:
             raise WireError(f"entry of list {item.list_id!r} in a snapshot of list {list_id!r}")
     out = io.BytesIO()
-    writer = SnapshotWriter(out, list_id, version, lanes, records=len(entries),
+    writer = SnapshotWriter(out, list_id, version, lanes, token_key_hash=token_key_hash, records=len(entries),
                             clearances=len(clearances), compress=compress)
     for clearance in sorted(clearances, key=lambda c: c.token):
         writer.add_clearance(clearance)
@@ -333,7 +339,7 @@ def _unpacked(data: bytes, n: int, width: int) -> np.ndarray:
 
 
 class SnapshotReader:
-    """Reads a v2 snapshot from a file object: header and clearances at once, then record blocks on demand.
+    """Reads a v3 snapshot from a file object: header and clearances at once, then record blocks on demand.
 
     ``blocks()`` yields one :class:`~appliance.snapshot_codec.RecordBlock`
     per records block, checked in full (token order across blocks, metadata
@@ -345,17 +351,18 @@ class SnapshotReader:
     def __init__(self, stream: BinaryIO, *, max_entries: int) -> None:
         self._in = _Stream(stream.read)
         if self._in.take(len(MAGIC), "magic") != MAGIC:
-            raise WireError("not a Gatecheck v2 snapshot payload (bad magic)")
+            raise WireError("not a Gatecheck v3 snapshot payload (bad magic)")
         list_id = self._in.text("list id")
         if not list_id:
             raise WireError("empty list id")
         version = self._in.varint("version")
+        key_hash = self._in.take(KEY_HASH_BYTES, "token key hash")
         records = self._in.varint("record count")
         clearances = self._in.varint("clearance count")
         if records + clearances > max_entries:
             raise WireError(f"{records + clearances} records exceed the max_entries limit of {max_entries}")
         self.header = SnapshotHeader(list_id, version, records, clearances,
-                                     self._in.take(LANES_BYTES, "digest lanes"))
+                                     self._in.take(LANES_BYTES, "digest lanes"), key_hash)
         self.clearances: list[Clearance] = []
         self._metas = 0
         self._limits: list[int] = []
@@ -502,7 +509,7 @@ def entries_of(block: RecordBlock, metas: Sequence[ListMeta], list_id: str) -> I
 
 
 def decode_snapshot(data: bytes, *, max_entries: int) -> DecodedSnapshot:
-    """Decode a whole v2 snapshot held in memory; every failure is a WireError."""
+    """Decode a whole v3 snapshot held in memory; every failure is a WireError."""
     import io
 
     reader = SnapshotReader(io.BytesIO(bytes(data)), max_entries=max_entries)

@@ -19,8 +19,11 @@ from sqlalchemy import Engine, select
 
 from registry import db
 from registry.accounts import Accounts
+from registry.appeals import Appeals
 from registry.audit import AuditLog
+from registry.clearances import ClearanceRegister
 from registry.devices import DeviceRegistry
+from registry.import_run import Imports
 from registry.incident_intake import IncidentIntake
 from registry.reports import ReportQueue
 from registry.web import access
@@ -42,6 +45,10 @@ class UiServices:
     devices: DeviceRegistry
     reports: ReportQueue
     intake: IncidentIntake
+    appeals: Appeals
+    clearances: ClearanceRegister
+    #: Authority list imports; set by registry/web/import_pages.init_app.
+    imports: Imports | None = None
 
     def list_summaries(self) -> list[dict]:
         """Every list with its version and published token count, for the dashboard."""
@@ -98,7 +105,9 @@ def init_ui(app: Flask, engine: Engine, *, data_dir: Path | None = None) -> None
     registry = app.extensions["gatecheck_registry"].registry
     devices, queue = app.extensions["gatecheck_registry"].devices, ReportQueue(engine, registry, audit)
     app.extensions["gatecheck_ui"] = UiServices(engine, Accounts(engine, audit), audit, LoginThrottle(engine),
-                                                devices, queue, IncidentIntake(queue, devices))
+                                                devices, queue, IncidentIntake(queue, devices),
+                                                appeals=Appeals(engine, registry, queue, audit),
+                                                clearances=ClearanceRegister(engine, registry, audit))
     csrf.init_app(app)
     for name in access.DEVICE_BLUEPRINTS & app.blueprints.keys():
         csrf.exempt(app.blueprints[name])  # devices sign each request; they have no session to forge
@@ -106,7 +115,23 @@ def init_ui(app: Flask, engine: Engine, *, data_dir: Path | None = None) -> None
     app.register_blueprint(auth.bp)
     app.register_blueprint(pages.bp)
     app.register_blueprint(report_pages.bp)
+    from registry.web import clearance_pages
+
+    app.register_blueprint(clearance_pages.bp)
+    from registry.web import device_pages  # IT's fleet pages
+
+    app.register_blueprint(device_pages.bp)
+    from registry.web import appeal_pages, audit_pages, entry_pages, list_pages
+
+    for people_pages in (entry_pages, appeal_pages, list_pages, audit_pages):
+        app.register_blueprint(people_pages.bp)
     app.request_class = report_pages.UploadAwareRequest
+    from registry.api import init_api  # the JSON API for integrations: tokens, not sessions
+
+    init_api(app)
+    from registry.web import import_pages  # list admins' authority list imports (after request_class is set)
+
+    import_pages.init_app(app, data_dir=data_dir)
     access.install(app)
 
     @app.template_filter("utc")
@@ -121,8 +146,8 @@ def init_ui(app: Flask, engine: Engine, *, data_dir: Path | None = None) -> None
 
 
 def is_page_request() -> bool:
-    """True for the people's pages (HTML errors), False for the device API (JSON errors)."""
-    return not request.path.startswith("/v1/")
+    """True for the people's pages (HTML errors), False for the device API and the people's API (JSON errors)."""
+    return not request.path.startswith(("/v1/", "/api/"))
 
 
 def render_error(status: int, title: str, message: str):

@@ -9,6 +9,12 @@ unless granted. Levels:
 - ``device``: the device API blueprint, which authenticates each request
   with the device's enrolled key itself (registry/server.py).
 
+The people's JSON API (registry/api/) declares roles the same way, but its
+requests are authenticated by the user's API token (``Authorization:
+Bearer gck_...``) alone. A session cookie never opens it, which is why the
+API can skip CSRF tokens: a forged cross-site request carries no bearer
+token, so it authenticates as no one.
+
 A view without a declaration is a startup error (``install``) and, should
 one be added later, a 403 at request time: never open by omission.
 """
@@ -17,16 +23,28 @@ from __future__ import annotations
 
 from typing import Callable
 
-from flask import Flask, abort, redirect, request, url_for
+from flask import Flask, abort, current_app, g, redirect, request, url_for
 from flask_login import current_user
 
-from registry.accounts import Role
+from registry.accounts import Role, User
+from registry.db import RegistryError
 
 PUBLIC = "public"
 DEVICE = "device"
 #: Blueprints whose views authenticate devices, not people.
 DEVICE_BLUEPRINTS = frozenset({"device_api"})
+#: Blueprints for integrations: a user's API token authenticates each request, never a session.
+API_BLUEPRINTS = frozenset({"api"})
 _BUILTIN = {"static": PUBLIC, "ui_pages.static": PUBLIC}
+
+
+class AccessRefused(RegistryError):
+    """An API request without a valid token (401) or without the role (403); answered as JSON."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
 
 
 def public(view: Callable) -> Callable:
@@ -73,6 +91,8 @@ def install(app: Flask) -> None:
         if endpoint is None:  # no such route: the 404 handler answers
             return None
         level = access_of(app, endpoint)
+        if endpoint.partition(".")[0] in API_BLUEPRINTS:
+            return _check_token(level)
         if level in (PUBLIC, DEVICE):
             return None
         if not isinstance(level, frozenset):
@@ -82,3 +102,27 @@ def install(app: Flask) -> None:
         if not current_user.user.has_role(*level):
             abort(403, description=f"This page needs the role: {' or '.join(sorted(level))}.")
         return None
+
+
+def _check_token(level: str | frozenset | None) -> None:
+    """API requests: the bearer token alone says who calls; a session cookie is not even looked at."""
+    if level == PUBLIC:
+        return None
+    if not isinstance(level, frozenset):
+        raise AccessRefused(403, "forbidden", "this operation declares no access, so it is closed")
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise AccessRefused(401, "missing_token", "send a user's API token as 'Authorization: Bearer gck_...' "
+                                                  "(gatecheck registry user token)")
+    user = current_app.extensions["gatecheck_ui"].accounts.user_for_token(token.strip())
+    if user is None:
+        raise AccessRefused(401, "invalid_token", "the API token is unknown or revoked, or its user is disabled")
+    g.api_user = user
+    if not user.has_role(*level):
+        raise AccessRefused(403, "forbidden", f"this operation needs the role: {' or '.join(sorted(level))}")
+    return None
+
+
+def api_user() -> User:
+    """The user whose token authenticated this API request."""
+    return g.api_user

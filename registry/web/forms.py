@@ -62,6 +62,13 @@ class AcceptForm(FlaskForm):
     reason = TextAreaField("Reason", validators=[Optional(), Length(max=2000)], render_kw={"rows": 2})
 
 
+class CategoriseForm(FlaskForm):
+    """A counter's report came as triage: the reviewer picks the list's category before deciding."""
+
+    category = SelectField("Category on this list", validators=[DataRequired()])
+    reason = StringField("Why this category (optional; the audit log keeps it)", validators=[Optional(), Length(max=500)])
+
+
 class RejectForm(FlaskForm):
     reason = TextAreaField("Reason the reporter will read", validators=[DataRequired(), Length(min=5, max=2000)],
                            render_kw={"rows": 2})

@@ -4,18 +4,42 @@ from __future__ import annotations
 
 from flask import Blueprint, Request, Response, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
+from sqlalchemy import and_, or_, select
 
 from appliance.documents.errors import DocumentError
 from registry.accounts import Role
 from registry.db import RegistryError
+from registry.incident_routing import TRIAGE
 from registry.publish import DocumentRef
-from registry.reports import MAX_EVIDENCE_BYTES, MAX_EVIDENCE_FILES, Evidence, Identity, ReportError, UnknownReport, identity_from_scan
+from registry.reports import (
+    MAX_EVIDENCE_BYTES,
+    MAX_EVIDENCE_FILES,
+    UNDECIDED,
+    Evidence,
+    Identity,
+    ReportError,
+    UnknownReport,
+    identity_from_scan,
+    reports,
+)
+from registry.web import listing
 from registry.web.access import roles_required
 from registry.web.auth import ui
-from registry.web.forms import AcceptForm, RejectForm, ReportForm, options
+from registry.web.forms import AcceptForm, CategoriseForm, RejectForm, ReportForm, options
 
 bp = Blueprint("ui_reports", __name__)
-PAGE_SIZE = 25
+_r = reports.c
+#: The review queue: oldest first, so no report waits behind newer ones.
+QUEUE = listing.ListSpec(
+    sorts={"filed": _r.created_at, "report": _r.report_id, "list": _r.list_id, "category": _r.category,
+           "reporter": _r.reporter, "status": _r.status},
+    default_sort="filed", tiebreak=(_r.report_id,),
+    search=(_r.report_id, _r.list_id, _r.category, _r.reporter, _r.identity, _r.trip))
+#: A reporter's own reports: newest first.
+MINE = listing.ListSpec(
+    sorts={"filed": _r.created_at, "report": _r.report_id, "category": _r.category, "status": _r.status},
+    default_sort="filed", default_dir=listing.DESC, tiebreak=(_r.report_id,),
+    search=(_r.report_id, _r.list_id, _r.category, _r.identity, _r.trip, _r.decision_reason))
 #: The report form carries evidence: 5 files of 5 MiB and the fields. Everything else keeps the app's 64 KiB.
 REPORT_FORM_MAX_BYTES = MAX_EVIDENCE_FILES * MAX_EVIDENCE_BYTES + 256 * 1024
 REPORT_FORM_PATH = "/reports/new"
@@ -31,8 +55,12 @@ class UploadAwareRequest(Request):
         return super().max_content_length
 
 
-def _page() -> int:
-    return max(1, request.args.get("page", 1, type=int) or 1)
+def _reports_page(stmt, spec: listing.ListSpec) -> listing.Page:
+    """One page of reports for a list view; each row read whole through the queue (at most a page of them)."""
+    query = listing.parse(request.args, spec)
+    with ui().engine.connect() as conn:
+        page = listing.fetch(conn, stmt, query, spec)
+    return listing.Page([ui().reports.get(row.report_id) for row in page.rows], page.more, query)
 
 
 def _category_choices() -> list[tuple[str, str]]:
@@ -92,11 +120,8 @@ def new_report():
 @bp.get("/reports/mine")
 @roles_required(Role.REPORTER)
 def my_reports():
-    page = _page()
-    reports = ui().reports.by_reporter(current_user.user.username, limit=PAGE_SIZE + 1,
-                                       offset=(page - 1) * PAGE_SIZE)
-    return render_template("ui/reports_mine.html", reports=reports[:PAGE_SIZE], page=page,
-                           more=len(reports) > PAGE_SIZE)
+    page = _reports_page(select(_r.report_id).where(_r.reporter == current_user.user.username), MINE)
+    return render_template("ui/reports_mine.html", page=page)
 
 
 def _visible(report) -> bool:
@@ -107,11 +132,12 @@ def _visible(report) -> bool:
 @bp.get("/review")
 @roles_required(Role.REVIEWER)
 def review_queue():
-    page = _page()
-    orgs = current_user.user.orgs or None  # a reviewer with no organisation sees every report
-    waiting = ui().reports.queue(orgs=orgs, limit=PAGE_SIZE + 1, offset=(page - 1) * PAGE_SIZE)
-    return render_template("ui/review_queue.html", reports=waiting[:PAGE_SIZE], page=page,
-                           more=len(waiting) > PAGE_SIZE)
+    where = [_r.status.in_(UNDECIDED)]
+    orgs = current_user.user.orgs  # a reviewer with no organisation sees every report (ReportQueue.queue's rule)
+    if orgs:
+        where.append(or_(_r.org.in_(sorted(orgs)), _r.org == ""))
+    page = _reports_page(select(_r.report_id).where(and_(*where)), QUEUE)
+    return render_template("ui/review_queue.html", page=page)
 
 
 def _report_or_404(report_id: str):
@@ -128,9 +154,39 @@ def _report_or_404(report_id: str):
 @roles_required(Role.REVIEWER)
 def review_report(report_id: str):
     report = _report_or_404(report_id)
+    policy = ui().reports.policy(report.list_id)
+    categorise_form = None
+    if report.category == TRIAGE:
+        categorise_form = CategoriseForm()
+        categorise_form.category.choices = _category_options(policy)
     return render_template("ui/review_report.html", report=report, similar=ui().reports.similar(report),
                            evidence=ui().reports.evidence_of(report_id), accept_form=AcceptForm(),
-                           reject_form=RejectForm(), policy=ui().reports.policy(report.list_id))
+                           reject_form=RejectForm(), categorise_form=categorise_form, policy=policy,
+                           triage=TRIAGE)
+
+
+@bp.post("/review/<report_id>/categorise")
+@roles_required(Role.REVIEWER)
+def categorise(report_id: str):
+    """Give a counter's triage report its list category; only then can anyone accept it."""
+    report = _report_or_404(report_id)
+    form = CategoriseForm()
+    form.category.choices = _category_options(ui().reports.policy(report.list_id))
+    if not form.validate_on_submit():
+        flash("Not categorised: " + "; ".join(e for errors in form.errors.values() for e in errors), "error")
+        return redirect(url_for("ui_reports.review_report", report_id=report_id))
+    try:
+        ui().reports.categorise(report_id, form.category.data, reviewer=current_user.user.username,
+                                reason=form.reason.data or "")
+    except RegistryError as exc:
+        flash(f"Not categorised: {exc.message}", "error")
+    else:
+        flash(f"Report {report_id} is now under {form.category.data}; it can be decided.", "status")
+    return redirect(url_for("ui_reports.review_report", report_id=report_id))
+
+
+def _category_options(policy) -> list:
+    return options([("", "Choose a category"), *((c.category, c.label) for c in policy.categories)])
 
 
 @bp.post("/review/<report_id>/accept")

@@ -20,6 +20,7 @@ import pytest
 from appliance.records import Action, Batch, Entry, ListInfo, TokenKind
 from appliance.snapshot import SnapshotError, SnapshotStore, snapshot_path
 from bench.bench_wire import realistic_entries
+from sync.identity import token_key_hash
 from sync.snapshot_wire import SnapshotReader, encode_snapshot
 
 REPO = Path(__file__).resolve().parents[2]
@@ -37,7 +38,7 @@ def marker(version: int) -> Entry:
 
 
 def install(store: SnapshotStore, from_version: int, to_version: int, entries: list[Entry]) -> int:
-    data = encode_snapshot(LIST, to_version, bytes(2048), entries)
+    data = encode_snapshot(LIST, to_version, bytes(2048), entries, token_key_hash=token_key_hash(bytes(32)))
     reader = SnapshotReader(io.BytesIO(data), max_entries=len(entries) + 1)
     return store.install_list(Batch(LIST, from_version, to_version, state_digest=b"d" * 32), reader.blocks())
 
@@ -80,7 +81,8 @@ def test_a_failed_install_leaves_the_old_generation_in_place(store):
     before = store.file
 
     def broken_blocks():
-        data = encode_snapshot(LIST, 2, bytes(2048), realistic_entries(100, seed=5, list_id=LIST))
+        data = encode_snapshot(LIST, 2, bytes(2048), realistic_entries(100, seed=5, list_id=LIST),
+                               token_key_hash=token_key_hash(bytes(32)))
         yield from SnapshotReader(io.BytesIO(data), max_entries=100).blocks()
         raise SnapshotError("the download went bad")
 

@@ -138,6 +138,7 @@ def test_cli_pass_publishes_expiry_and_refuses_a_directory_that_is_no_registry(w
     result = CliRunner().invoke(registry_cli, ["housekeeping", "--data-dir", str(data_dir)])
     assert result.exit_code == 0, result.output
     assert f"expired 1 entries on {LIST}" in result.output and "device reports filed: 0" in result.output
+    assert "clearances expired: 0" in result.output
     result = CliRunner().invoke(registry_cli, ["housekeeping", "--data-dir", str(tmp_path / "nowhere")])
     assert result.exit_code == 1
     assert result.output.strip().count("\n") == 0 and "not a registry data directory" in result.output

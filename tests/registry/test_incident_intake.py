@@ -19,11 +19,12 @@ from appliance.records import Action
 from registry.cli import registry as registry_cli
 from registry.incident_intake import queue_id
 from registry.incident_routing import TRIAGE, IncidentUnreadable, Route, read_incident, route
-from registry.reports import PENDING, ReportError
+from registry.reports import PENDING, Identity, ReportError
 from registry.review_policy import AVIATION_CATEGORIES, HOTEL_CATEGORIES, ListPolicy
 from registry.server import create_app
 from sync.fetcher import DeviceCredentials, WsgiFetcher
 from sync.keys import raw_public_key
+from tests.support.ui_world import csrf, make_app, signed_in, text
 
 AIR, HOTEL, COURT = "da-ban", "hotel-dnr", "court-defaulters"
 
@@ -158,3 +159,22 @@ def test_unreadable_report_is_still_acknowledged_and_kept_for_the_record(counter
     assert status == 200
     assert counter.ui.devices.incident(report_id)["report"]["category"] == "intoxication"
     assert counter.ui.reports.queue() == []
+
+
+def test_reviewer_chooses_a_triage_reports_category_on_its_page_and_can_then_accept(tmp_path):
+    app = make_app(tmp_path)
+    ui = app.extensions["gatecheck_ui"]
+    rid = ui.reports.file(reporter="DEV1:agent-7", list_id="da-ban", category=TRIAGE, source="device",
+                          identity=Identity("ERIKSSON", "ANNA"),
+                          trip="DA 1", trip_date=date(2026, 11, 20), narrative="[counter: fraudulent_document] ...")
+    client = signed_in(app, "sam")
+    page = text(client.get(f"/review/{rid}"))
+    assert "not chosen yet" in page and "Accept and list" not in page
+    response = client.post(f"/review/{rid}/categorise", data={
+        "category": "threatening_behaviour", "reason": "threats at the gate", "csrf_token": csrf(client, f"/review/{rid}")})
+    assert response.status_code == 302
+    assert ui.reports.get(rid).category == "threatening_behaviour"
+    assert "Accept and list" in text(client.get(f"/review/{rid}"))
+    refused = client.post(f"/review/{rid}/categorise", data={
+        "category": "assault_of_crew", "csrf_token": csrf(client, f"/review/{rid}")}, follow_redirects=True)
+    assert "has its category already" in text(refused)

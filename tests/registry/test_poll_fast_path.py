@@ -42,7 +42,7 @@ def data_dir(tmp_path):
     cli("init", "--data-dir", d)
     for list_id in ("nfl", "hotel"):
         cli("list", "create", "--data-dir", d, list_id, "--name", f"List {list_id}", "--authority", "CAA",
-            "--legal-basis", "Act s.12", "--scope", "aviation", "--default-action", "DENY")
+            "--legal-basis", "Act s.12", "--scope", "air_travel", "--default-action", "DENY")
     return d
 
 

@@ -38,7 +38,7 @@ def data_dir(tmp_path) -> Path:
     d = tmp_path / "registry"
     cli("init", "--data-dir", d)
     cli("list", "create", "--data-dir", d, "nfl", "--name", "No-fly list", "--authority", "CAA",
-        "--legal-basis", "Act s.12", "--scope", "aviation", "--default-action", "DENY")
+        "--legal-basis", "Act s.12", "--scope", "air_travel", "--default-action", "DENY")
     return d
 
 

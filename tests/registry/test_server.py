@@ -36,6 +36,7 @@ from registry.server import MIN_WAIT_HEADER, RegistryPaths, create_app
 from registry.signing import Signer, generate_key_file, issue_revocation, load_key_file, write_public_file
 from sync.device_auth import b64url_encode, device_id_for, sign_request
 from sync.digest import StateDigest
+from sync.enrolment import parse_answer
 from sync.envelope import Kind, parse_envelope
 from sync.keys import KeyRing, key_id_for, raw_public_key
 from sync.trust import TrustedListState, TrustedSet
@@ -152,7 +153,7 @@ def data_dir(tmp_path) -> Path:
     cli("init", "--data-dir", d)
     for list_id in ("nfl", "hotel"):
         cli("list", "create", "--data-dir", d, list_id, "--name", f"List {list_id}", "--authority", "CAA",
-            "--legal-basis", "Act s.12", "--scope", "aviation", "--default-action", "DENY")
+            "--legal-basis", "Act s.12", "--scope", "air_travel", "--default-action", "DENY")
     return d
 
 
@@ -185,8 +186,10 @@ def test_enrolment_code_enrols_the_device_with_its_lists(app, data_dir, root_pub
     counter = Counter(app.test_client(), root_public)
     code = cli("device", "enroll-code", "--data-dir", data_dir, "--lists", "nfl,hotel").strip()
     response = counter.enroll(code)
-    assert response.status_code == 201
-    assert response.get_json() == {"device_id": counter.device_id, "lists": ["hotel", "nfl"]}
+    assert response.status_code == 201 and response.headers["Cache-Control"] == "no-store"
+    answer = parse_answer(response.data, public_key=raw_public_key(counter.key))
+    assert answer.device_id == counter.device_id and [i.list_id for i in answer.lists] == ["hotel", "nfl"]
+    assert answer.root_public_key == root_public
     listed = json.loads(cli("device", "list", "--data-dir", data_dir))
     assert [(d["device_id"], d["name"], d["lists"]) for d in listed] == [
         (counter.device_id, "Counter 7", ["hotel", "nfl"])]

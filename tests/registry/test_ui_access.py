@@ -12,16 +12,22 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from flask import Flask
 
 from appliance.records import Action
 from registry.accounts import Accounts, Role
+from registry.clearance_policy import redress_number
+from registry.clearances import ClearanceRegister
+from registry.publish import DocumentRef, EntryFields
 from registry.reports import Evidence, Identity
 from registry.review_policy import AVIATION_CATEGORIES, ListPolicy
 from registry.cli import registry as registry_cli
 from registry.server import create_app
 from registry.web import access
 from registry.web.throttle import MAX_PER_ACCOUNT
+from sync.device_auth import device_id_for
+from sync.keys import raw_public_key
 
 PASSWORD = "a long enough passphrase"
 #: What each people's route must allow: a change here is a deliberate access decision.
@@ -36,7 +42,12 @@ EXPECTED = {
     "ui_reports.review_report": REVIEWER,
     "ui_reports.accept": REVIEWER,
     "ui_reports.reject": REVIEWER,
+    "ui_reports.categorise": REVIEWER,
     "ui_reports.evidence": REVIEWER,
+    "ui_clearances.register": frozenset({Role.REVIEWER, Role.AUDITOR}),
+    "ui_clearances.detail": frozenset({Role.REVIEWER, Role.AUDITOR}),
+    "ui_clearances.new": REVIEWER,
+    "ui_clearances.withdraw": REVIEWER,
 }
 REPORT = "RPT-MATRIX-1"
 #: How each route is called in the matrix (method, path).
@@ -46,7 +57,99 @@ CALLS = {"ui_auth.login": ("GET", "/login"), "ui_auth.logout": ("POST", "/logout
          "ui_reports.review_report": ("GET", f"/review/{REPORT}"),
          "ui_reports.accept": ("POST", f"/review/{REPORT}/accept"),
          "ui_reports.reject": ("POST", f"/review/{REPORT}/reject"),
+         "ui_reports.categorise": ("POST", f"/review/{REPORT}/categorise"),
          "ui_reports.evidence": ("GET", f"/review/{REPORT}/evidence/1")}
+CLEARANCE = redress_number(1234567)
+CALLS.update({"ui_clearances.register": ("GET", "/clearances"), "ui_clearances.new": ("GET", "/clearances/new"),
+              "ui_clearances.detail": ("GET", f"/clearances/{CLEARANCE}"),
+              "ui_clearances.withdraw": ("POST", f"/clearances/{CLEARANCE}/withdraw")})
+#: Entries, appeals, lists and the audit log (entry 1 and its open appeal 1 are made by the fixture).
+PAGE_READERS = frozenset({Role.REVIEWER, Role.AUDITOR})
+PEOPLE_PAGES = {
+    "ui_entries.entries": (PAGE_READERS, "GET", "/entries"),
+    "ui_entries.entry": (PAGE_READERS, "GET", "/entries/1"),
+    "ui_appeals.appeal_list": (PAGE_READERS, "GET", "/appeals"),
+    "ui_appeals.appeal": (PAGE_READERS, "GET", "/appeals/1"),
+    "ui_appeals.file_appeal": (REVIEWER, "POST", "/entries/1/appeal"),
+    "ui_appeals.uphold": (REVIEWER, "POST", "/appeals/1/uphold"),
+    "ui_appeals.dismiss": (REVIEWER, "POST", "/appeals/1/dismiss"),
+    "ui_lists.lists": (frozenset(Role), "GET", "/lists"),
+    "ui_lists.list_detail": (frozenset(Role), "GET", "/lists/da-ban"),
+    "ui_lists.edit_redress": (frozenset({Role.LIST_ADMIN}), "POST", "/lists/da-ban/redress"),
+    "ui_lists.rekey": (frozenset({Role.IT_ADMIN}), "POST", "/lists/da-ban/rekey"),
+    "ui_audit.audit_records": (frozenset({Role.AUDITOR}), "GET", "/audit"),
+    "ui_audit.export": (frozenset({Role.AUDITOR}), "GET", "/audit/export"),
+    "ui_audit.verify": (frozenset({Role.AUDITOR}), "POST", "/audit/verify"),
+}
+EXPECTED.update({endpoint: row[0] for endpoint, row in PEOPLE_PAGES.items()})
+CALLS.update({endpoint: row[1:] for endpoint, row in PEOPLE_PAGES.items()})
+#: The people's JSON API (registry/api/): access, method, path. Same roles; a token opens it, never a session.
+ENTRY_READERS, API = frozenset({Role.REVIEWER, Role.AUDITOR}), "/api/v1"
+API_ROUTES = {
+    "api.openapi_document": (access.PUBLIC, "GET", f"{API}/openapi.json"),
+    "api.me": (frozenset(Role), "GET", f"{API}/me"), "api.lists": (frozenset(Role), "GET", f"{API}/lists"),
+    "api.file_report": (REPORTER, "POST", f"{API}/reports"), "api.my_reports": (REPORTER, "GET", f"{API}/me/reports"),
+    "api.get_report": (REPORTER | REVIEWER, "GET", f"{API}/reports/{REPORT}"),
+    "api.review_queue": (REVIEWER, "GET", f"{API}/review-queue"),
+    "api.get_evidence": (REVIEWER, "GET", f"{API}/reports/{REPORT}/evidence/1"),
+    "api.accept_report": (REVIEWER, "POST", f"{API}/reports/{REPORT}/accept"),
+    "api.reject_report": (REVIEWER, "POST", f"{API}/reports/{REPORT}/reject"),
+    "api.search_entries": (ENTRY_READERS, "GET", f"{API}/entries"),
+    "api.get_entry": (ENTRY_READERS, "GET", f"{API}/entries/1"),
+    "api.file_appeal": (REVIEWER, "POST", f"{API}/entries/1/appeals"),
+    "api.open_appeals": (ENTRY_READERS, "GET", f"{API}/appeals"),
+    "api.get_appeal": (ENTRY_READERS, "GET", f"{API}/appeals/1"),
+    "api.uphold_appeal": (REVIEWER, "POST", f"{API}/appeals/1/uphold"),
+    "api.dismiss_appeal": (REVIEWER, "POST", f"{API}/appeals/1/dismiss"),
+    "api.audit_records": (frozenset({Role.AUDITOR}), "GET", f"{API}/audit"),
+    "api.audit_verify": (frozenset({Role.AUDITOR}), "GET", f"{API}/audit/verify"),
+    "api.list_devices": (frozenset({Role.IT_ADMIN}), "GET", f"{API}/devices"),
+    "api.get_device": (frozenset({Role.IT_ADMIN}), "GET", f"{API}/devices/0123456789abcdef"),
+    "api.revoke_device": (frozenset({Role.IT_ADMIN}), "POST", f"{API}/devices/0123456789abcdef/revoke"),
+    "api.issue_code": (frozenset({Role.IT_ADMIN}), "POST", f"{API}/enrolment-codes"),
+    "api.list_codes": (frozenset({Role.IT_ADMIN}), "GET", f"{API}/enrolment-codes"),
+    "api.get_code": (frozenset({Role.IT_ADMIN}), "GET", f"{API}/enrolment-codes/0123456789abcdef"),
+    "api.withdraw_code": (frozenset({Role.IT_ADMIN}), "POST", f"{API}/enrolment-codes/0123456789abcdef/withdraw"),
+    "api.clearance_matches": (REVIEWER, "POST", f"{API}/clearances/matches"),
+    "api.issue_clearance": (REVIEWER, "POST", f"{API}/clearances"),
+    "api.search_clearances": (ENTRY_READERS, "GET", f"{API}/clearances"),
+    "api.get_clearance": (ENTRY_READERS, "GET", f"{API}/clearances/CLR-1234-5675"),
+    "api.withdraw_clearance": (REVIEWER, "POST", f"{API}/clearances/CLR-1234-5675/withdraw"),
+    "api.start_import": (frozenset({Role.LIST_ADMIN}), "POST", f"{API}/imports?list_id=no-such-list"),
+    "api.preview_import": (frozenset({Role.LIST_ADMIN}), "POST", f"{API}/imports/0123456789abcdef/preview"),
+    "api.list_imports": (frozenset({Role.LIST_ADMIN}), "GET", f"{API}/imports"),
+    "api.get_import": (frozenset({Role.LIST_ADMIN}), "GET", f"{API}/imports/0123456789abcdef"),
+    "api.apply_import": (frozenset({Role.LIST_ADMIN}), "POST", f"{API}/imports/0123456789abcdef/apply"),
+    "api.discard_import": (frozenset({Role.LIST_ADMIN}), "POST", f"{API}/imports/0123456789abcdef/discard"),
+}
+EXPECTED.update({endpoint: row[0] for endpoint, row in API_ROUTES.items()})
+CALLS.update({endpoint: row[1:] for endpoint, row in API_ROUTES.items()})
+#: IT's fleet pages (registry/web/device_pages.py); the fixture enrols DEVICE_KEY's device. Auditors may look.
+DEVICE_KEY = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
+DEVICE = device_id_for(raw_public_key(DEVICE_KEY))
+IT, FLEET_READERS = frozenset({Role.IT_ADMIN}), frozenset({Role.IT_ADMIN, Role.AUDITOR})
+FLEET_PAGES = {
+    "ui_devices.device_list": (FLEET_READERS, "GET", "/devices"),
+    "ui_devices.device_detail": (FLEET_READERS, "GET", f"/devices/{DEVICE}"),
+    "ui_devices.revoke": (IT, "POST", f"/devices/{DEVICE}/revoke"),
+    "ui_devices.code_list": (FLEET_READERS, "GET", "/enrolment-codes"),
+    "ui_devices.new_code": (IT, "GET", "/enrolment-codes/new"),
+    "ui_devices.withdraw_code": (IT, "POST", "/enrolment-codes/0123456789abcdef/withdraw"),
+}
+EXPECTED.update({endpoint: row[0] for endpoint, row in FLEET_PAGES.items()})
+CALLS.update({endpoint: row[1:] for endpoint, row in FLEET_PAGES.items()})
+#: Authority list imports (registry/web/import_pages.py); the fixture starts import IMPORT. List admins only.
+IMPORT, LIST_ADMINS = "0123456789abcdef", frozenset({Role.LIST_ADMIN})
+IMPORT_PAGES = {
+    "ui_imports.imports_home": (LIST_ADMINS, "GET", "/imports"),
+    "ui_imports.upload": (LIST_ADMINS, "POST", "/imports/upload"),
+    "ui_imports.mapping": (LIST_ADMINS, "GET", f"/imports/{IMPORT}/mapping"),
+    "ui_imports.detail": (LIST_ADMINS, "GET", f"/imports/{IMPORT}"),
+    "ui_imports.apply": (LIST_ADMINS, "POST", f"/imports/{IMPORT}/apply"),
+    "ui_imports.discard": (LIST_ADMINS, "POST", f"/imports/{IMPORT}/discard"),
+}
+EXPECTED.update({endpoint: row[0] for endpoint, row in IMPORT_PAGES.items()})
+CALLS.update({endpoint: row[1:] for endpoint, row in IMPORT_PAGES.items()})
 
 
 @pytest.fixture
@@ -66,6 +169,18 @@ def app(tmp_path) -> Flask:
     ui.reports.file(reporter="someone-else", list_id="da-ban", category="smoking_on_board", report_id=REPORT,
                     identity=Identity("Eriksson", "Anna", date(1970, 5, 17)), trip="DA 1", trip_date=date(2026, 11, 1),
                     narrative="Smoked in the lavatory.", attachments=[Evidence("log.pdf", b"%PDF-1.4 test")])
+    registry = app.extensions["gatecheck_registry"].registry
+    registry.add_entry("da-ban", EntryFields(surnames="Eriksson", given_names="Anna", date_of_birth=date(1970, 5, 17),
+                                             reference="DA-1", category="smoking_on_board"), by="admin")
+    ClearanceRegister(ui.engine, registry, ui.audit, serials=lambda: 1234567).issue(
+        Identity("Eriksson", "Anna", date(1970, 5, 17), (DocumentRef("P", "SWE", "91234567"),)), lists=["da-ban"],
+        reason="A namesake: another passport, another person.", by="reviewer")
+    ui.appeals.file(1, grounds="Mistaken identity.", filed_by="reviewer")
+    ui.devices.enroll(ui.devices.issue_code(["da-ban"], ttl_seconds=3600, by="it-admin"),
+                      raw_public_key(DEVICE_KEY), "Counter 1")
+    court = tmp_path / "court.csv"
+    court.write_text("case,surname,dob,until\nC-1,Wang,1970-01-01,2030-01-01\n")
+    ui.imports.start("da-ban", court, file_name="court.csv", by="list-admin", import_id=IMPORT)
     return app
 
 
@@ -108,6 +223,9 @@ def test_route_matrix_every_route_for_every_role(app, who):
         data = {"csrf_token": csrf_token(client, "/login" if who is None else "/")} if method == "POST" else None
         response = client.open(path, method=method, data=data)
         declared = EXPECTED[endpoint]
+        if endpoint in API_ROUTES and declared != access.PUBLIC:
+            assert response.status_code == 401, (endpoint, who)  # a session cookie never opens the API
+            continue
         if declared == access.PUBLIC:
             assert response.status_code in (200, 302), (endpoint, who)
         elif who is None:

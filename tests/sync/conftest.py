@@ -4,14 +4,13 @@
 ``gatecheck registry serve`` as a subprocess on a free 127.0.0.1 port. The
 test publishes through the same Python API the CLI uses, on the same SQLite
 file. ``live_device`` is a device data directory enrolled over HTTP; its agent
-runs as ``python -m appliance.cli sync run --once`` subprocesses.
+runs as ``python -m appliance.cli sync run --once`` subprocesses. The device learns
+everything from the enrolment answer (sync/enrolment.py), as a provisioned counter would.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import json
 import os
 import socket
 import subprocess
@@ -32,7 +31,7 @@ from registry.devices import DeviceRegistry
 from registry.publish import Registry
 from registry.server import RegistryPaths
 from registry.signing import Signer
-from sync.device_auth import b64url_encode
+from sync.enrolment import enrolment_request, parse_answer, write_enrolment
 from sync.keys import raw_public_key
 
 REPO = Path(__file__).resolve().parents[2]
@@ -139,29 +138,29 @@ class RegistryServer:
 class Device:
     """A counter's data directory, enrolled with the registry, and its agent as a subprocess."""
 
-    def __init__(self, data_dir: Path, registry: RegistryServer, env: dict[str, str] | None = None) -> None:
+    def __init__(self, data_dir: Path, registry: RegistryServer, env: dict[str, str] | None = None, *,
+                 code: str | None = None) -> None:
+        """Enrol with ``code`` (an enrolment code bound to a profile), or a fresh code for LIST."""
         self.data_dir = data_dir
         self.registry = registry
         #: Where the agent goes; a test may put a proxy in between (tests/support/hostile_proxy.py).
         self.registry_url = registry.url
         self.env = {**os.environ, **(env or {}), "GATECHECK_HOME": str(data_dir)}
         data_dir.mkdir(mode=0o700)
-        key = Ed25519PrivateKey.generate()
+        self.key = key = Ed25519PrivateKey.generate()
         key_file = data_dir / "device.key"
         key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                                serialization.NoEncryption()))
         key_file.chmod(0o600)
-        (data_dir / "registry-root.pub").write_bytes(registry.root_public)
-        body = json.dumps({"code": registry.enroll_code(), "public_key": b64url_encode(raw_public_key(key)),
-                           "name": "counter 7"}).encode()
+        # Enrolment is HTTP and sync/enrolment.py only: the answer brings the lists with their
+        # token keys, the root key to pin and the profile; nothing is read from the registry's files.
+        body = enrolment_request(code or registry.enroll_code(), raw_public_key(key), "counter 7")
         request = urllib.request.Request(registry.url + "/v1/enroll", data=body, method="POST",
                                          headers={"Content-Type": "application/json"})
         with urllib.request.urlopen(request, timeout=10) as response:
-            self.device_id = json.loads(response.read())["device_id"]
-        # Enrolment puts each list, with its token key, into the store at version 0.
-        info = registry.api.list_info(LIST)
-        with self.store() as store:
-            store.put_list(dataclasses.replace(info, version=0, state_digest=b""))
+            self.answer = parse_answer(response.read(), public_key=raw_public_key(key))
+        write_enrolment(data_dir, self.answer)
+        self.device_id = self.answer.device_id
 
     def agent_command(self, data_dir: Path | None = None) -> list[str]:
         return [*GATECHECK, "sync", "run", "--data-dir", str(data_dir or self.data_dir),

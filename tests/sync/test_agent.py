@@ -467,3 +467,38 @@ def test_the_collector_is_off_during_an_apply_and_back_on_after_even_when_it_fai
         with collector_paused():
             raise RuntimeError("the apply failed")
     assert gc.isenabled()
+
+
+class RecordingFetcher:
+    """The world's fetcher, noting each request path (to see whether the agent long-polls)."""
+
+    def __init__(self, inner) -> None:
+        self.inner, self.paths = inner, []
+
+    def fetch(self, method, path, **kwargs):
+        self.paths.append(path)
+        return self.inner.fetch(method, path, **kwargs)
+
+    def stream(self, method, path, **kwargs):
+        self.paths.append(path)
+        return self.inner.stream(method, path, **kwargs)
+
+
+def test_a_device_not_proven_current_asks_without_waiting_so_its_lists_are_fresh_at_once(world):
+    recorder = RecordingFetcher(world.fetcher)
+    world.fetcher = recorder
+    updates = f"/v1/lists/{LIST}/updates"
+
+    def polls(fetcher: RecordingFetcher) -> list[str]:
+        return [p for p in fetcher.paths if p.startswith(updates)]
+    assert world.agent(long_poll_wait=25).run_once().ok
+    assert polls(recorder)[-1] == f"{updates}?since=0"  # just enrolled: no heartbeat yet, so no wait
+    assert world.store.get_list(LIST).heartbeat_at is not None
+
+    world.list_traveller()  # version 1 is waiting: a long-poll answers at once
+    assert world.agent(long_poll_wait=25).run_once().ok
+    assert polls(recorder)[-1] == f"{updates}?since=0&wait=25"  # proven current a moment ago: it long-polls
+
+    world.clock.now += 3 * 3600  # three hours without contact
+    assert world.agent(long_poll_wait=25).run_once().ok
+    assert polls(recorder)[-1] == f"{updates}?since=1"

@@ -28,6 +28,7 @@ from sync.digest import StateDigest
 from sync.envelope import EnvelopeFields, Kind, parse_envelope
 from sync.fetcher import Response
 from sync.framing import frame_update, parse_frames
+from sync.identity import token_key_hash
 from sync.snapshot_wire import encode_snapshot
 from sync.trust import TrustConfig
 from tests.sync.test_agent import LIST, PublishConfig, World
@@ -130,7 +131,9 @@ def test_snapshot_lanes_that_do_not_match_the_signed_checksum_are_refused(tmp_pa
 
     def wrong_lanes(envelope, payload):
         env = parse_envelope(envelope)
-        forged = encode_snapshot(LIST, env.to_version, StateDigest.of(entries[1:]).to_bytes(), entries)
+        key = world.app.extensions["gatecheck_registry"].registry.list_info(LIST).token_key
+        forged = encode_snapshot(LIST, env.to_version, StateDigest.of(entries[1:]).to_bytes(), entries,
+                                 token_key_hash=token_key_hash(key))
         fields = EnvelopeFields(Kind.SNAPSHOT, LIST, 0, env.to_version, env.issued_at, env.valid_until,
                                 env.post_state_digest, hashlib.sha256(forged).digest(), len(forged))
         return signer.sign(fields), forged
