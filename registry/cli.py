@@ -17,6 +17,7 @@ import click
 from appliance.cli_common import fail, iso_date
 from appliance.records import Action
 from registry.accounts_cli import user_group
+from registry.audit import AuditLog
 from registry.audit_cli import audit_group
 from registry.import_cli import import_group
 from registry.cli_common import by_option, data_dir_option, registry_engine, who
@@ -198,9 +199,10 @@ def entry_group() -> None:
 @click.option("--valid-from", callback=iso_date, metavar="YYYY-MM-DD")
 @click.option("--valid-until", callback=iso_date, metavar="YYYY-MM-DD")
 @click.option("--redress", default=None)
+@click.option("--reason", default="", help="Why (the audit log keeps it).")
 @by_option
 def entry_add(data_dir, list_id, surnames, given_names, original_script, variants, dob, documents, category,
-              action, reference, valid_from, valid_until, redress, by) -> None:
+              action, reference, valid_from, valid_until, redress, reason, by) -> None:
     """Add one entry and publish the version that carries it."""
     reg, _ = _open(data_dir)
     fields = EntryFields(
@@ -208,7 +210,12 @@ def entry_add(data_dir, list_id, surnames, given_names, original_script, variant
         date_of_birth=dob, documents=documents, category=category, reference=reference,
         action=Action(action) if action else None, valid_from=valid_from, redress=redress,
         **({"valid_until": valid_until} if valid_until else {}))
-    entry_id = reg.add_entry(list_id, fields, by=who(by))
+    actor = who(by)
+    with reg.change(list_id, by=actor) as change:  # the entry, its version and its audit record: one commit
+        [entry_id] = change.add([fields])
+        AuditLog.append(change.conn, actor=actor, action="entry.add", subject=f"entry:{entry_id}", reason=reason,
+                        after={"list_id": list_id, "reference": reference, "category": category,
+                               "version": change.version})
     _emit({"entry_id": entry_id, "list_id": list_id, "version": reg.current_version(list_id),
            "tokens": len(reg.tokens_of(entry_id))})
 
@@ -217,11 +224,15 @@ def entry_add(data_dir, list_id, surnames, given_names, original_script, variant
 @data_dir_option
 @click.option("--list", "list_id", required=True)
 @click.option("--entry-id", type=int, required=True)
+@click.option("--reason", default="", help="Why (the audit log keeps it).")
 @by_option
-def entry_remove(data_dir, list_id, entry_id, by) -> None:
+def entry_remove(data_dir, list_id, entry_id, reason, by) -> None:
     """Withdraw an entry and publish the version that removes it."""
     reg, _ = _open(data_dir)
-    version = reg.remove_entry(list_id, entry_id, by=who(by))
+    actor = who(by)
+    version = reg.remove_entry(list_id, entry_id, by=actor, within=lambda conn, version: AuditLog.append(
+        conn, actor=actor, action="entry.remove", subject=f"entry:{entry_id}", reason=reason,
+        before={"status": "active"}, after={"status": "removed", "version": version}))
     _emit({"entry_id": entry_id, "list_id": list_id, "version": version})
 
 

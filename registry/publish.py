@@ -233,8 +233,12 @@ class Registry:
             ids = change.add(many)
         return ids
 
-    def remove_entry(self, list_id: str, entry_id: int, *, by: str, now: float | None = None) -> int:
-        """Withdraw an entry and publish the version that removes its tokens; returns that version."""
+    def remove_entry(self, list_id: str, entry_id: int, *, by: str, now: float | None = None,
+                     within: Callable[[object, int], None] | None = None) -> int:
+        """Withdraw an entry and publish the version that removes its tokens; returns that version.
+
+        ``within(conn, version)`` runs in the same transaction (the caller's audit record).
+        """
         with self.change(list_id, by=by, now=now) as change:
             status = change.conn.execute(select(db.entries.c.status).where(and_(
                 db.entries.c.entry_id == entry_id, db.entries.c.list_id == list_id))).scalar_one_or_none()
@@ -243,6 +247,8 @@ class Registry:
             if status != STATUS_ACTIVE:
                 raise UnknownEntry(f"entry {entry_id} on list {list_id!r} is already {status}")
             change.remove([entry_id])
+            if within is not None:
+                within(change.conn, change.version)
         return change.version
 
     def expire_entries(self, list_id: str, *, today: date, by: str = "registry:expiry",

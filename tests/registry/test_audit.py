@@ -118,3 +118,27 @@ def test_the_cli_verifies_and_exports_and_names_a_break(tmp_path):
     assert "error: record 2: its content does not match its hash (edited)" in broken.output
     bad_date = runner.invoke(registry_cli, ["audit", "export", "--data-dir", str(data_dir), "--from", "yesterday"])
     assert bad_date.exit_code == 2 and "is not a date in YYYY-MM-DD form" in bad_date.output
+
+
+def test_entries_added_and_removed_from_the_cli_are_audited_with_their_version(tmp_path):
+    data = str(tmp_path / "registry")
+
+    def cli(*args: str) -> str:
+        result = CliRunner().invoke(registry_cli, [*args])
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    cli("init", "--data-dir", data)
+    cli("list", "create", "--data-dir", data, "nfl", "--name", "No-fly list", "--authority", "CAA",
+        "--legal-basis", "Aviation Act s.12", "--scope", "air_travel", "--default-action", "DENY")
+    added = json.loads(cli("entry", "add", "--data-dir", data, "--list", "nfl", "--surnames", "Muller",
+                           "--dob", "1970-05-17", "--category", "aviation-security", "--reference", "NFL-1",
+                           "--valid-until", "2030-12-31", "--reason", "court order 12/2026", "--by", "officer-1"))
+    cli("entry", "remove", "--data-dir", data, "--list", "nfl", "--entry-id", str(added["entry_id"]),
+        "--reason", "order quashed", "--by", "officer-2")
+    log = AuditLog(make_engine(RegistryPaths(tmp_path / "registry").database_url))
+    records = [r for r in log.records(subject=f"entry:{added['entry_id']}")]
+    assert [(r.action, r.actor, r.reason) for r in records] == [
+        ("entry.add", "officer-1", "court order 12/2026"), ("entry.remove", "officer-2", "order quashed")]
+    assert json.loads(records[0].after)["version"] == 1 and json.loads(records[1].after)["version"] == 2
+    assert log.verify()[1] == []
