@@ -2,29 +2,35 @@
 
 zxing-cpp is the main decoder (PDF417, Aztec, QR, DataMatrix, 1D). zbar, through
 pyzbar, is a second opinion for QR and 1D codes only: it cannot read PDF417 or
-Aztec. The passes, in order (docs/decoding.md gives the measurements behind each):
+Aztec. docs/decoding.md gives the measurements behind each step.
 
-1. fast: zxing-cpp on the untouched frame, without its inverted and
-   quarter-turn retries. Most frames with a code end here.
-2. full: zxing-cpp with its default options, i.e. everything a bare
-   zxing-cpp reads.
-3. otsu: zxing-cpp on the frame cut at one global (Otsu) threshold, which
-   survives sensor noise that breaks zxing-cpp's local binariser.
-4. skew: the frame turned level by its measured skew (:func:`estimate_skew`),
-   then by any extra ``skew_angles``; each read as is, Otsu-cut and 3x3-averaged.
-   zxing-cpp's PDF417 reader needs rows level to a fraction of a degree.
-5. pyzbar: zbar on the untouched frame, QR and 1D only.
+First :func:`find_code_region` (~2 ms at 1280x720) finds the part of the frame dense
+with edges the way a code is. A frame with none gets one pass, "net": zxing-cpp
+on the whole frame, 2-D formats, without its inverted and quarter-turn retries.
+Otherwise every pass reads that region only, in this order:
 
-A pass runs only when every pass before it found nothing, so preprocessing can
-add reads but never replace one. The frame becomes grayscale once
-(:func:`to_gray`); every pass works on that one array.
+1. fast: zxing-cpp on the untouched region, 2-D formats, without its inverted
+   and quarter-turn retries. If the region's edges are tilted
+   (:func:`estimate_skew`), first "level": the region turned level, read as
+   is, Otsu-cut and 3x3-averaged, PDF417 and Aztec only (zxing-cpp's PDF417
+   reader needs rows level to a fraction of a degree, and fails slowly,
+   40-80 ms, on a tilted code); then "fast" for QR and DataMatrix only.
+2. fast 1D: the same for 1D formats; then, if tilted, 1D on the levelled region.
+3. full: zxing-cpp with its default options: what a bare zxing-cpp reads.
+4. otsu: the region cut at one global (Otsu) threshold, which survives sensor
+   noise that breaks zxing-cpp's local binariser.
+5. skew: any extra ``skew_angles``, read like the levelled region.
+6. pyzbar: zbar on the untouched region, QR and 1D only.
+
+A pass runs only when every pass before it found nothing (or only reads that
+spent all their error correction, see :meth:`ImageDecoder.decode_gray`). The
+frame becomes grayscale once (:func:`to_gray`); every pass works on that array.
 """
 
 from __future__ import annotations
 
 import logging
-import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import Iterable
@@ -33,7 +39,10 @@ import numpy as np
 import zxingcpp
 from PIL import Image, ImageFilter, UnidentifiedImageError
 
-try:  # OpenCV turns a 1280x720 frame in 1 ms, PIL in 10 ms; both give the same geometry.
+from appliance.code_region import find_code_region
+from appliance.skew import compose, estimate_skew, invert_affine, rotate, translation
+
+try:  # OpenCV's 3x3 mean is ~5x Pillow's; both give the same result.
     import cv2 as _cv2
 except ImportError:  # pragma: no cover - exercised by forcing _cv2 = None in tests
     _cv2 = None
@@ -42,10 +51,15 @@ log = logging.getLogger(__name__)
 
 # What documents at a counter carry: AAMVA licences and paper boarding passes
 # (PDF417), mobile boarding passes (Aztec, QR, DataMatrix; IATA Resolution 792).
-COUNTER_FORMATS = ("PDF417", "Aztec", "QRCode", "DataMatrix")
+# Their 1D codes: Code 128 and Code 39 (boarding passes, bag tags, the back of
+# older licences), Interleaved 2 of 5, Codabar, Code 93, and EAN/UPC.
+MATRIX_FORMATS = ("PDF417", "Aztec", "QRCode", "DataMatrix")
+LINEAR_FORMATS = ("Code128", "Code39", "Code93", "Codabar", "EAN13", "EAN8", "UPCA", "UPCE")
+COUNTER_FORMATS = MATRIX_FORMATS + LINEAR_FORMATS
+_LINEAR = {f.name for f in zxingcpp.barcode_formats_list(zxingcpp.BarcodeFormat.AllLinear)} | {"AllLinear"}
 
-# Symbologies the skew pass helps: zxing-cpp's PDF417 reader needs level rows, and its
-# Aztec reader missed some codes skewed 2-4 degrees that it read once levelled.
+# Symbologies the levelled pass reads: zxing-cpp's PDF417 reader needs level rows, and
+# its Aztec reader missed some codes skewed 2-4 degrees that it read once levelled.
 _SKEW_SENSITIVE = {"PDF417", "CompactPDF417", "MicroPDF417", "Aztec", "AztecCode"}
 # Symbology names zbar reads, by our (zxing-cpp) name.
 _ZBAR_NAMES = {
@@ -83,7 +97,7 @@ class Barcode:
     text: str  # the payload as plain text (zxing-cpp TextMode.Plain: control characters kept, not <LF>)
     backend: str  # "zxing-cpp" or "pyzbar"
     position: tuple[tuple[int, int], ...] | None  # corners in the input image's pixel coordinates
-    rotation: float = 0.0  # degrees the skew search turned the frame to find it; 0 if found directly
+    rotation: float = 0.0  # degrees the level pass turned the region to read it; 0 if read untouched
     # Share of the error-correction capacity left unused (zxing-cpp's "UEC"), None where unknown.
     # 0.0 means every correction was spent: a misread is then far likelier.
     spare_ec: float | None = None
@@ -186,99 +200,6 @@ def box_blur(gray: np.ndarray) -> np.ndarray:
     return np.asarray(Image.fromarray(gray).filter(ImageFilter.BoxBlur(1)))
 
 
-def rotation_matrix(shape: tuple[int, int], degrees: float) -> tuple[np.ndarray, tuple[int, int]]:
-    """Affine map from input to output pixels for a counter-clockwise turn that keeps every corner.
-
-    Returns the 2x3 matrix and the output (width, height).
-    """
-    height, width = shape
-    rad = math.radians(degrees)
-    cos, sin = math.cos(rad), math.sin(rad)
-    out_w = int(math.ceil(width * abs(cos) + height * abs(sin)))
-    out_h = int(math.ceil(width * abs(sin) + height * abs(cos)))
-    cx, cy, ox, oy = width / 2, height / 2, out_w / 2, out_h / 2
-    # y grows downward, so a visual counter-clockwise turn is [[cos, sin], [-sin, cos]].
-    matrix = np.array([[cos, sin, ox - cos * cx - sin * cy], [-sin, cos, oy + sin * cx - cos * cy]])
-    return matrix, (out_w, out_h)
-
-
-def rotate(gray: np.ndarray, degrees: float, fill: int) -> tuple[np.ndarray, np.ndarray]:
-    """Turn the frame counter-clockwise; returns the turned frame and the input-to-output matrix."""
-    matrix, (out_w, out_h) = rotation_matrix(gray.shape, degrees)
-    if _cv2 is not None:
-        turned = _cv2.warpAffine(gray, matrix, (out_w, out_h), flags=_cv2.INTER_LINEAR, borderValue=fill)
-        return turned, matrix
-    inverse = _invert_affine(matrix)
-    turned = Image.fromarray(gray).transform(
-        (out_w, out_h), Image.AFFINE, tuple(inverse.ravel()), resample=Image.BILINEAR, fillcolor=fill
-    )
-    return np.asarray(turned), matrix
-
-
-def _invert_affine(matrix: np.ndarray) -> np.ndarray:
-    linear = matrix[:, :2]
-    inverse = np.linalg.inv(linear)
-    return np.hstack([inverse, -inverse @ matrix[:, 2:]])
-
-
-def estimate_skew(gray: np.ndarray, *, search: float = 3.0) -> float:
-    """The counter-clockwise turn, in [-45, 45) degrees, that levels the frame's main edges.
-
-    zxing-cpp's PDF417 reader wants the rows level to within about a quarter of
-    a degree, so a coarse guess is not enough. Two steps:
-
-    1. coarse: the peak of a histogram of Scharr edge directions folded modulo
-       90 degrees (bars and row boundaries of PDF417, ISO/IEC 15438 5.2-5.3, are
-       the frame's densest straight edges). Good to about 2 degrees.
-    2. fine: within ``search`` degrees of it, the angle at which the signed edge
-       strength, projected across the bars, piles up sharpest. Every PDF417
-       row repeats the start and stop patterns and starts each codeword column
-       with a bar at the same place, so those edges only stack at the true angle.
-
-    Every other row is used (a PDF417 row is at least 3 modules high).
-    About 15 ms for a 1280x720 frame.
-    """
-    if gray.shape[0] < 8 or gray.shape[1] < 8:
-        return 0.0
-    g = gray.astype(np.int16)
-    dx = g[:, 2:] - g[:, :-2]
-    dy = g[2::2, :] - g[:-2:2, :][: (g.shape[0] - 2 + 1) // 2]
-    rows = dy.shape[0]
-    gx = (3 * (dx[0:-2:2][:rows] + dx[2::2][:rows]) + 10 * dx[1:-1:2][:rows]).astype(np.float32)
-    gy = (3 * (dy[:, :-2] + dy[:, 2:]) + 10 * dy[:, 1:-1]).astype(np.float32)
-    energy = gx * gx + gy * gy
-    sample = energy.ravel()[::16]
-    cut = np.partition(sample, int(sample.size * 0.9))[int(sample.size * 0.9)]
-    ys, xs = np.nonzero(energy > max(cut * 0.5, 1.0))  # the top decile of edges, ties included
-    if ys.size < 50:
-        return 0.0
-    sgx, sgy = gx[ys, xs], gy[ys, xs]
-    weights = sgx * sgx + sgy * sgy
-    ys = (ys * 2 + 1).astype(np.float32)
-    xs = (xs + 1).astype(np.float32)
-
-    angles = np.degrees(np.arctan2(sgy, sgx)) % 90.0
-    bins = np.bincount((angles * 2).astype(np.int64) % 180, weights=weights, minlength=180)
-    smooth = sum(np.roll(bins, shift) * w for shift, w in ((-2, 1), (-1, 2), (0, 3), (1, 2), (2, 1)))
-    coarse = ((int(np.argmax(smooth)) + 0.5) / 2 + 45.0) % 90.0 - 45.0
-    near = np.abs((angles - coarse + 45.0) % 90.0 - 45.0) < search + 1.0
-    xs, ys, sgx, sgy = xs[near], ys[near], sgx[near], sgy[near]
-
-    def sharpness(degrees: float) -> float:
-        rad = math.radians(degrees)
-        cos, sin = math.cos(rad), math.sin(rad)
-        total = 0.0
-        for ux, uy in ((cos, sin), (-sin, cos)):  # across the bars, and across the rows
-            across = xs * ux + ys * uy
-            profile = np.bincount((across - across.min()).astype(np.int64), weights=sgx * ux + sgy * uy)
-            total += float(np.dot(profile, profile))
-        return total
-
-    best = max(np.arange(coarse - search, coarse + search + 1e-6, 0.5), key=sharpness)
-    best = max(np.arange(best - 0.375, best + 0.376, 0.125), key=sharpness)
-    return float((best + 45.0) % 90.0 - 45.0)
-
-
 # --------------------------------------------------------------------------- pyzbar
 
 
@@ -369,11 +290,13 @@ class ImageDecoder:
     """Reusable decoder; configure once, call :meth:`decode` per frame.
 
     ``formats``: zxing-cpp format names to report (default: what counter
-    documents carry). ``measure_skew``: level the frame by :func:`estimate_skew`
-    before the skew pass. ``skew_angles``: extra fixed turns (degrees,
-    counter-clockwise) tried after the measured one; none by default, as a
-    PDF417 must be levelled to a fraction of a degree (docs/decoding.md).
+    documents carry, 2-D and 1-D). ``measure_skew``: level a tilted code by
+    :func:`estimate_skew` before reading it. ``skew_angles``: extra fixed turns
+    (degrees, counter-clockwise) tried after the plain passes; none by default,
+    as a PDF417 must be levelled to a fraction of a degree (docs/decoding.md).
     ``use_pyzbar``: let zbar have a last look at QR and 1D codes.
+    ``find_region``: read only the part of the frame with a code's density of
+    edges (:func:`find_code_region`); off, every pass reads the whole frame.
     """
 
     def __init__(
@@ -383,6 +306,7 @@ class ImageDecoder:
         skew_angles: Iterable[float] = (),
         use_pyzbar: bool = True,
         measure_skew: bool = True,
+        find_region: bool = True,
     ) -> None:
         self.formats = tuple(formats)
         unknown = [name for name in self.formats if not hasattr(zxingcpp.BarcodeFormat, name)]
@@ -390,10 +314,22 @@ class ImageDecoder:
             raise ValueError(f"unknown barcode format(s) {unknown}; use zxing-cpp names such as {COUNTER_FORMATS}")
         self.skew_angles = tuple(float(a) for a in skew_angles)
         self.measure_skew = measure_skew
-        self._zx_formats = [getattr(zxingcpp.BarcodeFormat, name) for name in self.formats]
-        skewed = [name for name in self.formats if name in _SKEW_SENSITIVE]
-        self._zx_skew_formats = [getattr(zxingcpp.BarcodeFormat, name) for name in skewed]
+        self.find_region = find_region
+
+        def zx(names) -> list:
+            return [getattr(zxingcpp.BarcodeFormat, name) for name in names]
+
+        self._zx_formats = zx(self.formats)
+        self._zx_matrix = zx(name for name in self.formats if name not in _LINEAR)
+        self._zx_linear = zx(name for name in self.formats if name in _LINEAR)
+        self._zx_skew_formats = zx(name for name in self.formats if name in _SKEW_SENSITIVE)
+        self._zx_tilt_proof = zx(name for name in self.formats if name not in _LINEAR | _SKEW_SENSITIVE)
+        # The cheap look at a frame without a code-like region: the 2-D formats (1-D ones
+        # double its cost, and a 1-D code, all bars, is the least likely to have no region).
+        self._zx_net_formats = self._zx_matrix or self._zx_formats
         self._zbar_names = tuple(name for name in self.formats if name in _ZBAR_NAMES) if use_pyzbar else ()
+        if self._zbar_names:
+            load_pyzbar()  # a missing libzbar is logged when the decoder is built, not at the first odd frame
 
     def decode(self, image) -> list[Barcode]:
         """All barcodes found in one image; an empty list when there is none."""
@@ -418,37 +354,84 @@ class ImageDecoder:
         return _dedupe(doubtful)
 
     def _stages(self, gray: np.ndarray):
-        """(name, thunk) for every pass, in order; the pipeline stops at the first that reads."""
-        yield "fast", partial(self._zxing, gray, try_rotate=False, try_invert=False)
-        yield "full", partial(self._zxing, gray)
-        yield "otsu", lambda: self._zxing(otsu_binarize(gray), try_invert=False)
-        if self._zx_skew_formats:
-            angles = []
-            estimate = estimate_skew(gray) if self.measure_skew else 0.0
-            for angle in (estimate, *self.skew_angles):
-                if abs(angle) >= _SKEW_MIN_DEG and all(abs(angle - a) >= _SKEW_SAME_DEG for a in angles):
-                    angles.append(angle)
-            fill = int(gray.mean())
-            for angle in angles:
-                yield f"skew {angle:+.2f}", partial(self._skewed, gray, angle, fill)
-        if self._zbar_names:
-            yield "pyzbar", partial(read_with_pyzbar, gray, self._zbar_names)
+        """(name, thunk) for every pass, in order (module docstring); the pipeline stops at the first that reads.
 
-    def _skewed(self, gray: np.ndarray, angle: float, fill: int) -> list[Barcode]:
-        """The levelled frame, read as is, Otsu-cut and 3x3-averaged (three binarisation regimes)."""
-        turned, matrix = rotate(gray, angle, fill)
+        A tilted PDF417 is read levelled before it is read untouched: the
+        other way round, every tilted licence cost ~180 ms at 1280x720, all
+        of it zxing-cpp failing on rows that are not level.
+        """
+        height, width = gray.shape
+        whole = (0, height, 0, width)
+        region = find_code_region(gray) if self.find_region else whole
+        net = partial(self._zxing, gray, formats=self._zx_net_formats, try_rotate=False, try_invert=False)
+        if region is None:
+            yield "net", net
+            return
+        top, bottom, left, right = region
+        crop = gray if region == whole else np.ascontiguousarray(gray[top:bottom, left:right])
+        offset = None if region == whole else translation(left, top)
+        fill = int(crop.mean())
+        levelled_formats = self._zx_skew_formats or self._zx_linear
+        angle = estimate_skew(crop) if levelled_formats and self.measure_skew else 0.0
+        tilted = abs(angle) >= _SKEW_MIN_DEG
+        level = _Turn(crop, offset, angle, fill)
+        fast = {"try_rotate": False, "try_invert": False, "matrix": offset}
+        if tilted and self._zx_skew_formats:
+            # PDF417 and Aztec are read levelled, and untouched only by the full pass below;
+            # QR and DataMatrix read as well tilted, so they need no turn.
+            yield f"level {angle:+.2f}", partial(self._levelled, level)
+            if self._zx_tilt_proof:
+                yield "fast", partial(self._zxing, crop, formats=self._zx_tilt_proof, **fast)
+        elif self._zx_matrix:
+            yield "fast", partial(self._zxing, crop, formats=self._zx_matrix, **fast)
+        if self._zx_linear:
+            yield "fast 1D", partial(self._zxing, crop, formats=self._zx_linear, **fast)
+            if tilted:  # a 1D code tilted past the height of its bars has no straight row across it
+                yield f"level 1D {angle:+.2f}", partial(self._levelled_1d, level)
+        yield "full", partial(self._zxing, crop, matrix=offset)
+        yield "otsu", lambda: self._zxing(otsu_binarize(crop), matrix=offset, try_invert=False)
+        tried = [angle] if tilted else []
+        for extra in self.skew_angles if self._zx_skew_formats else ():
+            if abs(extra) >= _SKEW_MIN_DEG and all(abs(extra - a) >= _SKEW_SAME_DEG for a in tried):
+                tried.append(extra)
+                yield f"skew {extra:+.2f}", partial(self._levelled, _Turn(crop, offset, extra, fill))
+        if self._zbar_names:
+            yield "pyzbar", partial(self._zbar, crop, left, top)
+
+    def _levelled(self, turn: "_Turn") -> list[Barcode]:
+        """The region turned level, read as is, Otsu-cut and 3x3-averaged: three binarisation regimes.
+
+        Only the skew-sensitive formats: QR and DataMatrix read as well
+        tilted (the next pass), and 1D codes have a pass of their own.
+        """
+        turned = turn.image()
         doubtful: list[Barcode] = []
         for prepare in (None, otsu_binarize, box_blur):
             frame = prepare(turned) if prepare else turned
             found = self._zxing(
-                frame, formats=self._zx_skew_formats, matrix=matrix, rotation=round(angle, 2), try_invert=False
+                frame, formats=self._zx_skew_formats, matrix=turn.matrix(), rotation=turn.angle, try_invert=False
             )
             if any(b.spare_ec != 0.0 for b in found):
                 return found + doubtful
             doubtful += found
         return doubtful
 
+    def _levelled_1d(self, turn: "_Turn") -> list[Barcode]:
+        return self._zxing(
+            turn.image(), formats=self._zx_linear, matrix=turn.matrix(), rotation=turn.angle, try_invert=False
+        )
+
+    def _zbar(self, crop: np.ndarray, left: int, top: int) -> list[Barcode]:
+        found = read_with_pyzbar(crop, self._zbar_names)
+        if not (left or top):
+            return found
+        return [
+            replace(b, position=tuple((x + left, y + top) for x, y in b.position) if b.position else None)
+            for b in found
+        ]
+
     def _zxing(self, gray: np.ndarray, *, formats=None, matrix=None, rotation=0.0, **options) -> list[Barcode]:
+        """zxing-cpp on one image; ``matrix`` maps the caller's frame onto it (crop, turn), for the corners."""
         results = zxingcpp.read_barcodes(
             gray, formats=formats or self._zx_formats, text_mode=zxingcpp.TextMode.Plain, **options
         )
@@ -471,13 +454,35 @@ class ImageDecoder:
         return _dedupe(barcodes)
 
 
+class _Turn:
+    """A region turned by ``angle`` degrees, turned on first use and only once."""
+
+    def __init__(self, crop: np.ndarray, offset: np.ndarray | None, angle: float, fill: int) -> None:
+        self.crop, self.offset, self.fill, self._degrees = crop, offset, fill, angle
+        self.angle = round(angle, 2)  # as reported in Barcode.rotation
+        self._turned: tuple[np.ndarray, np.ndarray] | None = None
+
+    def image(self) -> np.ndarray:
+        return self._turn()[0]
+
+    def matrix(self) -> np.ndarray:
+        """From the caller's frame to the turned image (crop offset, then the turn)."""
+        return self._turn()[1]
+
+    def _turn(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._turned is None:
+            turned, turn = rotate(self.crop, self._degrees, self.fill)
+            self._turned = (turned, turn if self.offset is None else compose(turn, self.offset))
+        return self._turned
+
+
 def _corners(position, matrix: np.ndarray | None) -> tuple[tuple[int, int], ...] | None:
     if position is None:
         return None
     points = [position.top_left, position.top_right, position.bottom_right, position.bottom_left]
     coords = np.array([[p.x, p.y] for p in points], dtype=np.float64)
-    if matrix is not None:  # back from the turned frame to the caller's frame
-        inverse = _invert_affine(matrix)
+    if matrix is not None:  # back from the cropped or turned image to the caller's frame
+        inverse = invert_affine(matrix)
         coords = coords @ inverse[:, :2].T + inverse[:, 2]
     return tuple((int(round(x)), int(round(y))) for x, y in coords)
 

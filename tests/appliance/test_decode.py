@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import math
+import subprocess
 import sys
 from datetime import date
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,7 +18,18 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from appliance import decode as decode_module
-from appliance.decode import Barcode, DecodeError, ImageDecoder, decode_image, estimate_skew, to_gray
+from appliance import skew as skew_module
+from appliance.code_region import find_code_region
+from appliance.decode import (
+    COUNTER_FORMATS,
+    LINEAR_FORMATS,
+    Barcode,
+    DecodeError,
+    ImageDecoder,
+    decode_image,
+    estimate_skew,
+    to_gray,
+)
 from tests.support.images import (
     AAMVA_CALIFORNIA,
     AAMVA_ONTARIO,
@@ -24,10 +38,13 @@ from tests.support.images import (
     BCBP_SINGLE_LEG,
     BCBP_TWO_LEGS,
     DEGRADATIONS,
+    LINEAR_PAYLOADS,
     Case,
+    degrade,
     degraded_corpus,
     place_in_frame,
     render,
+    render_document_without_code,
     render_payload_file,
     render_zxing,
 )
@@ -176,22 +193,59 @@ def test_skew_estimate_of_a_featureless_frame_is_level():
     assert estimate_skew(np.zeros((4, 4), np.uint8)) == 0.0
 
 
-def test_level_code_is_read_by_the_first_plain_pass_without_rotation():
+def _stage_names(frame: np.ndarray, decoder: ImageDecoder = DECODER) -> list[str]:
+    """Pass names without their angles ("level -7.25" -> "level")."""
+    return [" ".join(w for w in name.split(" ") if not w[-1].isdigit()) for name, _ in decoder._stages(to_gray(frame))]
+
+
+def _first_reading_stage(frame: np.ndarray, decoder: ImageDecoder = DECODER) -> tuple[str, list[Barcode]]:
+    for name, run in decoder._stages(to_gray(frame)):
+        found = run()
+        if found:
+            return name, found
+    return "", []
+
+
+def test_level_code_is_read_by_the_first_pass_on_its_region_in_frame_coordinates():
     frame = _frame_with(BCBP_TWO_LEGS, "Aztec", module_px=4)
 
-    stages = DECODER._stages(to_gray(frame))
-    name, first = next(stages)
+    name, [found] = _first_reading_stage(frame)
 
     assert name == "fast"
-    [found] = first()
     assert found.payload == BCBP_TWO_LEGS and found.rotation == 0.0
+    assert np.array(found.position, dtype=float).mean(axis=0) == pytest.approx((640, 360), abs=10)
 
 
-def test_plain_zxing_runs_before_any_preprocessing():
-    names = [name for name, _ in DECODER._stages(to_gray(_blank_frame()))]
+def test_tilted_licence_is_read_levelled_before_the_untouched_passes_fail_slowly_on_it():
+    frame = Case("aamva-ontario", "PDF417", AAMVA_ONTARIO, 9.0, "noise").frame()
 
-    assert names[:2] == ["fast", "full"]
-    assert names[-1] == "pyzbar"
+    names = _stage_names(frame)
+    name, [found] = _first_reading_stage(frame)
+
+    assert names[:2] == ["level", "fast"] and name.startswith("level ")  # "fast": QR and DataMatrix only
+    assert found.payload == AAMVA_ONTARIO and found.rotation == pytest.approx(-9.0, abs=0.3)
+
+
+def test_frame_without_a_code_like_region_gets_one_cheap_whole_frame_pass():
+    assert _stage_names(_blank_frame()) == ["net"]
+
+
+def test_faint_code_below_the_region_threshold_is_still_read_by_the_whole_frame_pass():
+    # 12 grey levels between ink and paper, a little sensor noise: bare zxing-cpp reads it,
+    # the region finder (it wants steps of 12 levels between 2x2-averaged pixels) does not.
+    frame = _frame_with(AAMVA_CALIFORNIA).astype(np.float32) * (12 / 255) + 122
+    frame = np.clip(frame + np.random.default_rng(1).normal(0, 2, frame.shape), 0, 255).astype(np.uint8)
+
+    assert find_code_region(frame) is None
+    assert [b.payload for b in DECODER.decode(frame)] == [AAMVA_CALIFORNIA]
+
+
+def test_region_without_a_code_runs_plain_passes_before_binarised_ones_and_zbar_last():
+    frame = place_in_frame(render_document_without_code())  # print everywhere, no code: every pass runs
+
+    names = [n for n in _stage_names(frame) if not n.startswith("level")]
+
+    assert names == ["fast", "fast 1D", "full", "otsu", "pyzbar"]
 
 
 def test_frame_with_two_codes_reports_both():
@@ -219,6 +273,7 @@ def test_frame_without_a_code_gives_an_empty_list():
 
 def test_skew_search_works_without_opencv(monkeypatch):
     monkeypatch.setattr(decode_module, "_cv2", None)
+    monkeypatch.setattr(skew_module, "_cv2", None)
     frame = Case("aamva-ontario", "PDF417", AAMVA_ONTARIO, -6.3, "clean").frame()
 
     [found] = DECODER.decode(frame)
@@ -236,6 +291,102 @@ def test_formats_restrict_what_is_reported():
 def test_unknown_format_name_is_refused():
     with pytest.raises(ValueError, match="Nope"):
         ImageDecoder(formats=("Nope",))
+
+
+# --------------------------------------------------------------------------- 1D codes
+
+
+def _linear_frame(symbology: str, *, skew: float = 0.0, degradation: str = "clean", module_px: int = 3) -> np.ndarray:
+    payload = LINEAR_PAYLOADS[symbology]
+    return degrade(place_in_frame(render_zxing(payload, symbology, module_px=module_px), skew=skew), degradation)
+
+
+def test_1d_formats_are_read_by_default():
+    assert set(LINEAR_FORMATS) <= set(ImageDecoder().formats) and COUNTER_FORMATS == ImageDecoder().formats
+
+
+@pytest.mark.parametrize("symbology", sorted(LINEAR_PAYLOADS))
+def test_1d_code_decodes_by_default_byte_exact(symbology):
+    [found] = DECODER.decode(_linear_frame(symbology))
+
+    assert (found.symbology, found.payload, found.backend) == (symbology, LINEAR_PAYLOADS[symbology], "zxing-cpp")
+    assert found.text == LINEAR_PAYLOADS[symbology].decode()
+
+
+@pytest.mark.parametrize(
+    "symbology, skew, degradation",
+    [
+        ("Code128", -15.0, "noise"),
+        ("Code128", 11.3, "all"),
+        ("Code128", 4.0, "blur"),
+        ("Code39", 15.0, "low-contrast"),
+        ("Code39", -7.5, "all"),
+        ("EAN13", 12.0, "noise"),
+    ],
+)
+def test_tilted_and_degraded_1d_code_decodes_byte_exact(symbology, skew, degradation):
+    frame = _linear_frame(symbology, skew=skew, degradation=degradation)
+
+    assert [b.payload for b in DECODER.decode(frame)] == [LINEAR_PAYLOADS[symbology]]
+
+
+def test_code128_tilted_past_its_bar_height_is_read_levelled_where_bare_zxing_reads_nothing():
+    frame = _linear_frame("Code128", skew=15.0)
+
+    bare = zxingcpp.read_barcodes(frame, text_mode=zxingcpp.TextMode.Plain)
+    name, [found] = _first_reading_stage(frame)
+
+    assert bare == []
+    assert name.startswith("level 1D") and found.payload == LINEAR_PAYLOADS["Code128"]
+    assert found.rotation == pytest.approx(-15.0, abs=0.5)
+
+
+def test_code128_at_2px_per_module_in_a_640x480_frame_decodes():
+    payload = b"EABC123 YULFRA 0834"
+    frame = place_in_frame(render_zxing(payload, "Code128", module_px=2), size=(640, 480), skew=6.0)
+
+    assert [b.payload for b in DECODER.decode(frame)] == [payload]
+
+
+def test_upc_a_is_reported_as_the_ean13_it_is_a_subset_of():
+    frame = place_in_frame(render_zxing(b"036000291452", "UPCA", module_px=3))
+
+    [found] = DECODER.decode(frame)
+
+    assert (found.symbology, found.payload) == ("EAN13", b"0036000291452")
+
+
+def test_itf_is_opt_in_because_tilted_itf_gives_truncated_second_reads():
+    payload = b"0220123456"  # an IATA bag-tag licence plate
+    level = place_in_frame(render_zxing(payload, "ITF", module_px=3))
+    tilted = place_in_frame(render_zxing(payload, "ITF", module_px=3), skew=10.0)
+    with_itf = ImageDecoder(formats=(*COUNTER_FORMATS, "ITF"))
+
+    assert DECODER.decode(level) == []
+    assert [b.payload for b in with_itf.decode(level)] == [payload]
+    # Why it is not a default: ITF has no check digit, and a row leaving a tilted
+    # code through its top edge is a shorter, equally valid ITF.
+    assert {b.payload for b in with_itf.decode(tilted)} == {payload, payload[:8]}
+
+
+def test_passport_page_without_a_barcode_gives_no_1d_misreads():
+    for skew in (0.0, 4.0, -11.0):
+        for degradation in DEGRADATIONS:
+            frame = degrade(place_in_frame(render_document_without_code(), skew=skew), degradation)
+            assert DECODER.decode(frame) == [], (skew, degradation)
+
+
+def test_gatecheck_decode_prints_a_code128_found_in_an_image(tmp_path):
+    path = tmp_path / "ticket.png"
+    Image.fromarray(_linear_frame("Code128", skew=-6.0)).save(path)
+    gatecheck = Path(sys.executable).with_name("gatecheck")
+
+    proc = subprocess.run([str(gatecheck), "decode", str(path)], capture_output=True, timeout=60)
+
+    assert proc.returncode == 0, proc.stderr
+    [item] = json.loads(proc.stdout)
+    assert item["symbology"] == "Code128" and item["payload"] == LINEAR_PAYLOADS["Code128"].decode()
+    assert "error" in item["document"]  # a ticket line is not a travel document
 
 
 # --------------------------------------------------------------------------- inputs
@@ -298,7 +449,7 @@ def test_grayscale_conversion_happens_once_even_when_every_pass_runs(monkeypatch
     converts = []
     original_convert = Image.Image.convert
     monkeypatch.setattr(Image.Image, "convert", lambda self, *a, **k: converts.append(a) or original_convert(self, *a, **k))
-    rgb = Image.fromarray(_bgr(_blank_frame()))
+    rgb = Image.fromarray(_bgr(place_in_frame(render_document_without_code(), skew=3.0)))
 
     found = DECODER.decode(rgb)
 
@@ -385,15 +536,42 @@ def test_pyzbar_is_never_asked_for_pdf417_or_aztec():
     assert decode_module.read_with_pyzbar(frame, ("PDF417", "Aztec")) == []
 
 
+@needs_zbar
+@pytest.mark.parametrize("symbology", ["Code128", "Code39", "EAN13", "EAN8", "Code93", "Codabar"])
+def test_pyzbar_backend_reads_1d_codes_byte_exact(symbology):
+    frame = _linear_frame(symbology)
+
+    found = decode_module.read_with_pyzbar(frame, LINEAR_FORMATS)
+
+    assert [(b.symbology, b.payload, b.backend) for b in found] == [(symbology, LINEAR_PAYLOADS[symbology], "pyzbar")]
+
+
+@needs_zbar
+def test_pipeline_zbar_pass_reads_a_1d_code_in_the_region_and_reports_frame_coordinates():
+    frame = _linear_frame("Code39", skew=3.0, degradation="noise")
+    top, bottom, left, right = find_code_region(frame)
+    passes = dict(DECODER._stages(to_gray(frame)))
+
+    [found] = passes["pyzbar"]()
+    [on_whole_frame] = decode_module.read_with_pyzbar(frame, ("Code39",))
+
+    assert (found.symbology, found.payload, found.backend) == ("Code39", LINEAR_PAYLOADS["Code39"], "pyzbar")
+    assert (left, top) != (0, 0)
+    assert found.position == on_whole_frame.position  # zbar read the region; points moved back to the frame
+
+
 def test_missing_libzbar_is_one_log_line_not_a_crash(monkeypatch, caplog):
     monkeypatch.setattr(decode_module, "_zbar", decode_module._ZBAR_UNSET)
     monkeypatch.setitem(sys.modules, "pyzbar", None)  # import pyzbar now fails as without libzbar
     qr_frame = _frame_with(BCBP_SINGLE_LEG, "QRCode", module_px=4)
+    no_code = place_in_frame(render_document_without_code())  # every pass runs, zbar's included
 
     with caplog.at_level(logging.WARNING, logger="appliance.decode"):
-        assert DECODER.decode(_blank_frame()) == []
-        assert DECODER.decode(_blank_frame()) == []
-        assert [b.payload for b in DECODER.decode(qr_frame)] == [BCBP_SINGLE_LEG]
+        decoder = ImageDecoder()
+        assert ImageDecoder().decode(no_code) == []
+        assert decoder.decode(no_code) == []
+        assert decoder.decode(_blank_frame()) == []
+        assert [b.payload for b in decoder.decode(qr_frame)] == [BCBP_SINGLE_LEG]
 
     lines = [r for r in caplog.records if "pyzbar" in r.getMessage()]
     assert len(lines) == 1

@@ -154,6 +154,19 @@ BCBP_TWO_LEGS = (
 )
 BCBP_PAYLOADS: dict[str, bytes] = {"bcbp-single-leg": BCBP_SINGLE_LEG, "bcbp-two-legs": BCBP_TWO_LEGS}
 
+# 1D codes a counter meets, by zxing-cpp symbology name: a ticket or PNR line in
+# Code 128, a licence number on the back of an older licence in Code 39, and the
+# other 1D formats the decoder reads by default (check digits valid where the
+# symbology has them).
+LINEAR_PAYLOADS: dict[str, bytes] = {
+    "Code128": b"M1DESMARAIS/LUC EABC123",
+    "Code39": b"D1234562",
+    "Code93": b"ABC-123",
+    "Codabar": b"A40156B",
+    "EAN13": b"4006381333931",
+    "EAN8": b"96385074",
+}
+
 
 # --------------------------------------------------------------------------- renderers
 
@@ -170,7 +183,10 @@ def render_pdf417(payload: bytes, *, module_px: int = 3, columns: int = 13, secu
 
 
 def render_zxing(payload: bytes, symbology: str, *, module_px: int = 4) -> np.ndarray:
-    """Any symbology zxing-cpp can write ("Aztec", "QRCode", "PDF417", "DataMatrix", "Code128")."""
+    """Any symbology zxing-cpp can write ("Aztec", "QRCode", "PDF417", "DataMatrix", "Code128", "EAN13", ...).
+
+    1D codes come out as tall as zxing-cpp draws them (50 modules' worth).
+    """
     barcode = zxingcpp.create_barcode(payload, getattr(zxingcpp.BarcodeFormat, symbology))
     return np.asarray(zxingcpp.write_barcode_to_image(barcode, scale=module_px), dtype=np.uint8).copy()
 
@@ -236,6 +252,31 @@ def place_in_frame(
     left = min(max(int(round(center[0] * width - cw / 2)), 0), width - cw)
     frame.paste(card, (left, top), mask)
     return np.asarray(frame, dtype=np.uint8).copy()
+
+
+def render_document_without_code(*, width: int = 640, text_px: int = 18) -> np.ndarray:
+    """A passport data page as a camera sees it: printed fields, a photo and an MRZ, no barcode.
+
+    The frame a counter camera sees most often besides an empty counter: dense
+    print that is not a code. Lines from the ICAO 9303 Part 4 specimen (Appendix A).
+    """
+    from PIL import ImageDraw, ImageFont
+
+    height = int(width * 0.7)
+    page = Image.new("L", (width, height), 250)
+    draw = ImageDraw.Draw(page)
+    font = ImageFont.load_default(size=text_px)
+    mrz_font = ImageFont.load_default(size=int(text_px * 1.2))
+    rng = np.random.default_rng(7)
+    photo = np.clip(150 + rng.normal(0, 35, (height // 2, width // 4)), 0, 255).astype(np.uint8)
+    page.paste(Image.fromarray(photo).filter(ImageFilter.GaussianBlur(3)), (text_px, text_px * 2))
+    fields = ["PASSPORT  P  UTOPIA", "ERIKSSON", "ANNA MARIA", "UTOPIAN", "12 AUG 1974   F", "ZENITH", "15 APR 2012"]
+    for i, line in enumerate(fields):
+        draw.text((width // 4 + 2 * text_px, text_px * (2 + 2 * i)), line, fill=20, font=font)
+    mrz = ["P<UTOERIKSSON<<ANNA<MARIA<<<<<<<<<<<<<<<<<<<", "L898902C36UTO7408122F1204159ZE184226B<<<<<10"]
+    for i, line in enumerate(mrz):
+        draw.text((text_px, height - text_px * (5 - 2 * i)), line, fill=10, font=mrz_font)
+    return np.asarray(page, dtype=np.uint8).copy()
 
 
 DEGRADATIONS = ("clean", "blur", "noise", "low-contrast", "all")
@@ -334,7 +375,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Render a barcode payload file into a PNG.")
     parser.add_argument("payload", type=Path, help="file holding the exact payload bytes")
     parser.add_argument("output", type=Path, help="PNG to write")
-    parser.add_argument("--symbology", default="PDF417", choices=("PDF417", "Aztec", "QRCode", "DataMatrix"))
+    parser.add_argument("--symbology", default="PDF417", choices=("PDF417", "Aztec", "QRCode", "DataMatrix", *LINEAR_PAYLOADS))
     parser.add_argument("--module-px", type=int, default=3)
     args = parser.parse_args(argv)
     try:
