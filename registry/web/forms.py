@@ -6,6 +6,7 @@ from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
     DateField,
+    FileField,
     IntegerField,
     MultipleFileField,
     PasswordField,
@@ -42,6 +43,8 @@ class ReportForm(FlaskForm):
     list_category = SelectField("List and category", validators=[DataRequired()])
     scan = TextAreaField("Scanned document (paste the barcode or MRZ text)", validators=[Optional(), Length(max=16384)],
                          render_kw={"rows": 4, "spellcheck": "false"})
+    scan_file = FileField("Or upload the scan: the scanner's output as a file, or a photo of the barcode "
+                          "(PNG or JPEG)")
     surnames = StringField("Surname(s)", validators=[Optional(), Length(max=120)])
     given_names = StringField("Given names", validators=[Optional(), Length(max=120)])
     date_of_birth = DateField("Date of birth", validators=[Optional()])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 from flask import Blueprint, Request, Response, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import and_, or_, select
@@ -40,8 +42,11 @@ MINE = listing.ListSpec(
     sorts={"filed": _r.created_at, "report": _r.report_id, "category": _r.category, "status": _r.status},
     default_sort="filed", default_dir=listing.DESC, tiebreak=(_r.report_id,),
     search=(_r.report_id, _r.list_id, _r.category, _r.identity, _r.trip, _r.decision_reason))
-#: The report form carries evidence: 5 files of 5 MiB and the fields. Everything else keeps the app's 64 KiB.
-REPORT_FORM_MAX_BYTES = MAX_EVIDENCE_FILES * MAX_EVIDENCE_BYTES + 256 * 1024
+#: An uploaded scan: a payload file, or a photo of the barcode within the counter's image limit.
+MAX_SCAN_UPLOAD_BYTES = 8 * 1024 * 1024
+IMAGE_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff")
+#: The report form carries evidence (5 files of 5 MiB), a scan and the fields. Everything else keeps 64 KiB.
+REPORT_FORM_MAX_BYTES = MAX_EVIDENCE_FILES * MAX_EVIDENCE_BYTES + MAX_SCAN_UPLOAD_BYTES + 256 * 1024
 REPORT_FORM_PATH = "/reports/new"
 
 
@@ -75,10 +80,32 @@ def _category_choices() -> list[tuple[str, str]]:
     return choices
 
 
+def _uploaded_scan(upload) -> bytes | None:
+    """The payload of an uploaded scan: the file's bytes, or the barcode read from a PNG or JPEG photo."""
+    if upload is None or not getattr(upload, "filename", None):
+        return None
+    data = upload.read(MAX_SCAN_UPLOAD_BYTES + 1)
+    if not data:
+        raise ReportError("the uploaded scan is empty")
+    if len(data) > MAX_SCAN_UPLOAD_BYTES:
+        raise ReportError(f"the uploaded scan is larger than {MAX_SCAN_UPLOAD_BYTES // (1024 * 1024)} MiB")
+    if data.startswith(IMAGE_MAGIC):
+        from appliance.web.inputs import InputRefused, payload_from_upload
+
+        try:
+            return payload_from_upload(io.BytesIO(data))  # the counter's own image path and limits
+        except InputRefused as exc:
+            raise ReportError(f"the uploaded photo: {exc.message}") from None
+    return data  # the documents module refuses more than 16 KiB itself
+
+
 def _identity(form: ReportForm) -> Identity:
-    """From the pasted scan when there is one (parsed here, server-side), else from the typed fields."""
+    """From the pasted or uploaded scan when there is one (parsed here, server-side), else the typed fields."""
     if form.scan.data and form.scan.data.strip():
         return identity_from_scan(form.scan.data.strip())
+    uploaded = _uploaded_scan(form.scan_file.data)
+    if uploaded is not None:
+        return identity_from_scan(uploaded)
     documents = ()
     if form.document_class.data and form.document_number.data:
         if not form.issuer.data:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import re
 from datetime import date
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -111,8 +112,42 @@ def test_a_bad_report_is_refused_with_a_readable_line_and_nothing_filed(app, fie
 
 def test_an_oversized_upload_is_refused_before_it_is_read(app):
     mia = signed_in(app, "mia")
-    response = file_report(mia, evidence=[(io.BytesIO(PNG + bytes(26 * 1024 * 1024)), "huge.png")])
+    response = file_report(mia, evidence=[(io.BytesIO(PNG + bytes(34 * 1024 * 1024)), "huge.png")])
     assert response.status_code == 413 and "Request Entity Too Large" in response.get_data(as_text=True)
+
+
+SAMPLES = Path(__file__).resolve().parents[2] / "appliance" / "samples"
+
+
+@pytest.mark.parametrize("filename, expected", [
+    ("passport.txt", ("ERIKSSON", "C01X00T47")),  # the scanner's output saved as a file
+    ("licence-ca.png", None),  # a photo of a licence's PDF417, read with the counter's decoder
+])
+def test_a_reporter_uploads_the_scan_as_a_file_or_a_photo(app, filename, expected):
+    data = MRZ.encode() if filename.endswith(".txt") else (SAMPLES / filename).read_bytes()
+    mia = signed_in(app, "mia")
+    response = file_report(mia, scan="", scan_file=(io.BytesIO(data), filename))
+    assert response.status_code == 302, response.get_data(as_text=True)
+    [report] = app.extensions["gatecheck_ui"].reports.queue()
+    if expected is None:  # the photo's payload is the bundled sample's text, parsed the same way
+        from registry.reports import identity_from_scan
+
+        expected_identity = identity_from_scan((SAMPLES / "licence-ca.txt").read_bytes())
+        assert report.identity == expected_identity and report.identity.documents
+    else:
+        assert (report.identity.surnames, report.identity.documents[0].number) == expected
+
+
+def test_an_uploaded_photo_without_a_barcode_is_refused_in_one_line(app):
+    from PIL import Image
+
+    blank = io.BytesIO()
+    Image.new("L", (640, 480), 200).save(blank, "PNG")
+    mia = signed_in(app, "mia")
+    response = file_report(mia, scan="", scan_file=(io.BytesIO(blank.getvalue()), "blank.png"))
+    assert response.status_code == 422 and "Not filed: the uploaded photo: no barcode" in response.get_data(
+        as_text=True)
+    assert app.extensions["gatecheck_ui"].reports.queue() == []
 
 
 def test_a_reviewer_scoped_to_another_organisation_does_not_see_the_report(app):
