@@ -69,7 +69,7 @@ class IncidentIntake:
                 reporter=f"{device_id}:{incident.operator}", list_id=where.list_id, category=where.category,
                 identity=Identity(incident.surnames, incident.given_names, incident.date_of_birth, incident.documents),
                 trip=incident.trip or "(not given)", trip_date=incident.trip_date, narrative=narrative,
-                org=getattr(device, "org", "") or "", source=SOURCE, report_id=rid)
+                org=device.org, source=SOURCE, report_id=rid)
         except ReportError as exc:
             try:  # filed by a concurrent resend: the same success
                 return self.queue.get(rid).report_id
