@@ -2,7 +2,8 @@
 
 The server runs the same passes itself (registry/housekeeping.py); this
 command is for deployments that prefer a systemd timer, and for operators
-who want an expiry published now.
+when no server runs. While a server runs it holds the lease, and this
+command says so and does nothing: the server's next pass is minutes away.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ def housekeeping(data_dir: Path) -> None:
     app = create_app({"DATA_DIR": str(data_dir)})
     report = housekeeper_for(app).run_once()
     if report is None:
-        click.echo("another registry process is running housekeeping now; nothing done")
+        click.echo("a running registry server holds the housekeeping lease and makes these passes itself; nothing done")
         return
     for list_id, count in report.expired.items():
         click.echo(f"expired {count} entries on {list_id}")
