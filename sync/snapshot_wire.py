@@ -36,9 +36,9 @@ from appliance.snapshot_codec import ListMeta, RecordBlock, ReferenceTemplate
 from sync.identity import KEY_HASH_BYTES, TOKEN_BYTES
 from sync.wire import (
     _REFERENCE,
-    MAX_STRING_BYTES,
     REF_DIGITS,
     WireError,
+    _Fields,
     _Reader,
     _day,
     _text,
@@ -295,8 +295,10 @@ def encode_snapshot(list_id: str, version: int, lanes: bytes, entries: Sequence[
 # -- decoding ---------------------------------------------------------------
 
 
-class _Stream:
+class _Stream(_Fields):
     """Exact reads from a file object: short reads are truncation."""
+
+    __slots__ = ("_read",)
 
     def __init__(self, read: Callable[[int], bytes]) -> None:
         self._read = read
@@ -306,27 +308,6 @@ class _Stream:
         if len(data) != size:
             raise WireError(f"truncated: {what} needs {size} bytes, {len(data)} arrived")
         return data
-
-    def varint(self, what: str) -> int:
-        value = shift = 0
-        for i in range(10):
-            b = self.take(1, what)[0]
-            value |= (b & 0x7F) << shift
-            if not b & 0x80:
-                if b == 0 and i > 0:
-                    raise WireError(f"{what} is an over-long varint")
-                return value
-            shift += 7
-        raise WireError(f"{what} is a varint longer than 10 bytes")
-
-    def text(self, what: str) -> str:
-        size = self.varint(f"{what} length")
-        if size > MAX_STRING_BYTES:
-            raise WireError(f"{what} is {size} bytes, more than {MAX_STRING_BYTES}")
-        try:
-            return self.take(size, what).decode("utf-8")
-        except UnicodeDecodeError:
-            raise WireError(f"{what} is not UTF-8") from None
 
     def at_end(self) -> bool:
         return not self._read(1)

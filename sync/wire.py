@@ -253,7 +253,37 @@ def encode_delta(list_id: str, from_version: int, to_version: int, adds: Sequenc
 # -- decoding ---------------------------------------------------------------
 
 
-class _Reader:
+class _Fields:
+    """Varints and texts over any ``take(size, what)``; a bytes cursor and a file stream share them."""
+
+    __slots__ = ()
+
+    def take(self, size: int, what: str) -> bytes:
+        raise NotImplementedError
+
+    def varint(self, what: str) -> int:
+        value = shift = 0
+        for i in range(10):
+            b = self.take(1, what)[0]
+            value |= (b & 0x7F) << shift
+            if not b & 0x80:
+                if b == 0 and i > 0:
+                    raise WireError(f"{what} is an over-long varint")
+                return value
+            shift += 7
+        raise WireError(f"{what} is a varint longer than 10 bytes")
+
+    def text(self, what: str) -> str:
+        size = self.varint(f"{what} length")
+        if size > MAX_STRING_BYTES:
+            raise WireError(f"{what} is {size} bytes, more than {MAX_STRING_BYTES}")
+        try:
+            return self.take(size, what).decode("utf-8")
+        except UnicodeDecodeError:
+            raise WireError(f"{what} is not UTF-8") from None
+
+
+class _Reader(_Fields):
     """A cursor over bytes whose every read checks what is left."""
 
     __slots__ = ("data", "pos")
@@ -290,15 +320,6 @@ class _Reader:
                 return value
             shift += 7
         raise WireError(f"{what} is a varint longer than 10 bytes")
-
-    def text(self, what: str) -> str:
-        size = self.varint(f"{what} length")
-        if size > MAX_STRING_BYTES:
-            raise WireError(f"{what} is {size} bytes, more than {MAX_STRING_BYTES}")
-        try:
-            return self.take(size, what).decode("utf-8")
-        except UnicodeDecodeError:
-            raise WireError(f"{what} is not UTF-8") from None
 
     def day(self, what: str) -> date:
         ordinal = self.varint(what)
