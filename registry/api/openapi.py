@@ -115,6 +115,9 @@ def _operation(op: Operation) -> dict:
             media: {"schema": {"type": "string", "format": "binary"}} for media in op.upload}}
     for status in sorted(error_statuses(op)):
         doc["responses"][str(status)] = ERRORS[status][0]
+    # The HTTP server (gunicorn) refuses an over-long request line before the app sees it, in its own words.
+    doc["responses"]["414"] = {"description": "The request line (path and query) is longer than the server takes "
+                                              "(gunicorn's limit_request_line, 4,094 bytes); not JSON."}
     return doc
 
 
