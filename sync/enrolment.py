@@ -28,6 +28,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+import tomli_w
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from appliance.config import CONFIG_FILE, KNOWN_SCOPES
@@ -304,39 +305,19 @@ _PROFILE_KEYS = ("scopes", "max_age_hours", "fail_closed")
 def device_config_text(path: Path, profile: EnrolmentProfile) -> str:
     """gatecheck.toml with the profile's scopes and policy, keeping the file's other settings.
 
-    TOML has no writer in the standard library; the file's settings are all
-    strings, numbers, booleans, lists of strings and the ``[operators]``
-    table of strings (appliance/config.py), which this writes. Comments are
-    not kept.
+    The other settings (operators, the ``[scanner]`` table with its sources,
+    anything an IT team added) are kept whatever their shape; comments are
+    not, since TOML is rewritten from its parsed form (tomli-w).
     """
     try:
         current = tomllib.loads(path.read_text("utf-8")) if path.exists() else {}
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise EnrolmentError(f"{path} cannot be read to add the profile: {exc}") from None
-    lines = ["# Written by enrolment: scopes and staleness policy come from the device profile.",
-             f"scopes = {_toml(sorted(profile.scopes))}", f"max_age_hours = {_toml(profile.max_age_hours)}",
-             f"fail_closed = {_toml(profile.fail_closed)}"]
-    tables = []
-    for key, value in current.items():
-        if key in _PROFILE_KEYS:
-            continue
-        if isinstance(value, dict):
-            tables += ["", f"[{key}]", *(f"{json.dumps(k)} = {_toml(v)}" for k, v in value.items())]
-        else:
-            lines.append(f"{key} = {_toml(value)}")
-    return "\n".join(lines + tables) + "\n"
-
-
-def _toml(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)) and math.isfinite(value):
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)  # a JSON string is a TOML basic string
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml(item) for item in value) + "]"
-    raise EnrolmentError(f"{CONFIG_FILE} holds a value enrolment cannot rewrite: {value!r}")
+    settings = {"scopes": sorted(profile.scopes), "max_age_hours": profile.max_age_hours,
+                "fail_closed": profile.fail_closed}
+    settings.update((key, value) for key, value in current.items() if key not in _PROFILE_KEYS)
+    return ("# Written by enrolment: scopes and staleness policy come from the device profile.\n"
+            + tomli_w.dumps(settings))
 
 
 def _write_private(path: Path, data: bytes) -> None:

@@ -8,6 +8,7 @@ config loader reads what it wrote.
 from __future__ import annotations
 
 import json
+import tomllib
 import os
 import stat
 from datetime import date, timedelta
@@ -189,6 +190,19 @@ def test_enrolment_keeps_the_operators_already_configured_and_replaces_only_the_
     config = load_config(data, env={})
     assert config.scopes == {"star_hotel"} and config.port == 8471
     assert dict(config.operators) == {"agent.17": pin} and config.reporters == {"agent.17"}
+
+
+def test_enrolment_keeps_nested_tables_such_as_the_scanner_sources(tmp_path):
+    data = tmp_path / "device"
+    data.mkdir(mode=0o700)
+    (data / "gatecheck.toml").write_text('scopes = ["air_travel"]\n\n[scanner]\nqueue = 5\n\n'
+                                         '[[scanner.sources]]\nkind = "serial"\nport = "/dev/ttyACM0"\n\n'
+                                         '[scanner.indicators]\ngreen = 17\n')
+    write_enrolment(data, answer())
+    written = tomllib.loads((data / "gatecheck.toml").read_text())
+    assert written["scanner"] == {"queue": 5, "sources": [{"kind": "serial", "port": "/dev/ttyACM0"}],
+                                  "indicators": {"green": 17}}
+    assert written["scopes"] == ["star_hotel"]
 
 
 def test_enrolling_again_with_the_same_answer_changes_nothing(tmp_path):
