@@ -85,9 +85,9 @@ from appliance.documents.aamva import parse_aamva  # noqa: E402
 from appliance.documents.aamva_tables import IIN_TABLE  # noqa: E402
 from appliance.documents.bcbp import parse_bcbp  # noqa: E402
 from appliance.documents.mrz import parse_mrz  # noqa: E402
-from tests.support import aamva_encoder as aenc  # noqa: E402
-from tests.support import bcbp_encoder as benc  # noqa: E402
-from tests.support import mrz_encoder as menc  # noqa: E402
+from appliance.specimens import aamva as aenc  # noqa: E402
+from appliance.specimens import bcbp as benc  # noqa: E402
+from appliance.specimens import mrz as menc  # noqa: E402
 
 SEED = 20250601
 REF = date(2025, 6, 1)  # the "today" every parser is given, so runs do not depend on the clock

@@ -16,7 +16,7 @@ from appliance.documents.aamva import _locate_subfiles, _Notes, _read_header, _r
 from appliance.documents.aamva_tables import ELEMENT_NAMES, IIN_TABLE, element_name
 from appliance.documents.errors import DocumentError, EmptyInput, InputTooLarge, MalformedAAMVA
 from appliance.documents.model import MAX_PAYLOAD_BYTES
-from tests.support.aamva_encoder import (
+from appliance.specimens.aamva import (
     Card,
     build_payload,
     drop_compliance_indicator,

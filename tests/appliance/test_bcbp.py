@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from appliance.documents.bcbp import julian_on_or_after, julian_to_date, parse_bcbp, split_passenger_name
 from appliance.documents.errors import DocumentError, EmptyInput, InputTooLarge, MalformedBCBP
 from appliance.documents.model import MAX_PAYLOAD_BYTES
-from tests.support.bcbp_encoder import (
+from appliance.specimens.bcbp import (
     REPEATED_WIDTHS,
     UNIQUE_WIDTHS,
     EncLeg,

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from appliance.documents.errors import DocumentError, EmptyInput, InputTooLarge, MalformedMRZ
 from appliance.documents.model import MAX_PAYLOAD_BYTES
 from appliance.documents.mrz import check_digit, looks_like_mrz, parse_mrz
-from tests.support.mrz_encoder import (
+from appliance.specimens.mrz import (
     LAYOUTS,
     WIDTHS,
     FrenchIDFields,

@@ -15,8 +15,8 @@ from registry.clearances import clearances
 from registry.publish import DocumentRef, EntryFields
 from registry.reports import Identity
 from registry.server import create_app
-from tests.support.bcbp_encoder import EncLeg, EncPass, encode_bcbp
-from tests.support.mrz_encoder import MRZFields, encode
+from appliance.specimens.bcbp import EncLeg, EncPass, encode_bcbp
+from appliance.specimens.mrz import MRZFields, encode
 
 PASSWORD = "a long enough passphrase"
 BORN = date(1970, 5, 17)

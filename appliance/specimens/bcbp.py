@@ -1,4 +1,4 @@
-"""Builds IATA BCBP strings (Resolution 792) from fields, for tests.
+"""Builds IATA BCBP strings (Resolution 792) from fields, for tests and the demo.
 
 Written independently of the parser: its own field table, its own hex sizes.
 Blocks carry only their first ``*_count`` fields, as shorter (older-version)
