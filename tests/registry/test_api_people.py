@@ -31,7 +31,7 @@ from registry.server import create_app
 from registry.web import access
 from tests.registry.test_server import CLI, REPO, _free_port
 from tests.registry.test_ui_access import API_ROUTES, PASSWORD, REPORT, sign_in
-from tests.support.mrz_encoder import MRZFields, encode
+from appliance.specimens.mrz import MRZFields, encode
 
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(32)
 MRZ = "\n".join(encode(MRZFields("TD3", "P", "DEU", "C01X00T47", "ERIKSSON", "ANNA", date(1970, 5, 17), "F",

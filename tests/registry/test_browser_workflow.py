@@ -32,7 +32,7 @@ from registry.reports import ReportQueue
 from registry.review_policy import AVIATION_CATEGORIES, ListPolicy
 from sync.enrolment import enrolment_request, parse_answer, write_enrolment
 from sync.keys import raw_public_key
-from tests.support.mrz_encoder import MRZFields, encode
+from appliance.specimens.mrz import MRZFields, encode
 from tests.sync.conftest import GATECHECK, LIST, REPO, RegistryServer
 
 CHROMIUM = "/usr/bin/chromium"

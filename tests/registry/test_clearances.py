@@ -41,7 +41,7 @@ from registry.server import RegistryPaths
 from registry.signing import Signer
 from sync.identity import DocumentClass, document_token
 from sync.wire import decode_payload, join_reference, split_reference
-from tests.support.mrz_encoder import MRZFields, encode
+from appliance.specimens.mrz import MRZFields, encode
 from tests.sync.conftest import LIST as LIVE_LIST
 from tests.sync.conftest import live_device, live_registry  # noqa: F401 (fixtures: real processes)
 

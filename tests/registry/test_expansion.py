@@ -14,7 +14,7 @@ from appliance.documents.model import Document
 from appliance.documents.mrz import parse_mrz
 from registry.expansion import MAX_NAME_VARIANTS, name_variants, person_tokens_for_entry
 from sync.identity import identity_from_document
-from tests.support.mrz_encoder import MRZFields, encode
+from appliance.specimens.mrz import MRZFields, encode
 
 KEY = bytes(range(32))
 DOB = date(1971, 3, 14)

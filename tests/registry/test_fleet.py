@@ -44,7 +44,7 @@ from registry.server import RegistryPaths, create_app
 from sync.device_auth import sign_request
 from sync.enrolment import EnrolmentProfile
 from sync.keys import raw_public_key
-from tests.support.mrz_encoder import MRZFields, encode
+from appliance.specimens.mrz import MRZFields, encode
 from tests.sync.conftest import LIST, Device, RegistryServer
 
 NOW = 1_795_000_000

@@ -10,7 +10,7 @@ from registry.db import RegistryError
 from registry.publish import DocumentRef
 from registry.reports import Evidence, Identity, ReportError, ReportQueue, identity_from_scan
 from registry.review_policy import PolicyError, SelfReview
-from tests.support.mrz_encoder import MRZFields, encode
+from appliance.specimens.mrz import MRZFields, encode
 from tests.support.report_world import PNG, file, new_queue
 
 

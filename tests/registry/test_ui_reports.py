@@ -18,7 +18,7 @@ from appliance.records import Action
 from registry.cli import registry as registry_cli
 from registry.review_policy import AVIATION_CATEGORIES, ListPolicy
 from registry.server import create_app
-from tests.support.mrz_encoder import MRZFields, encode
+from appliance.specimens.mrz import MRZFields, encode
 
 PASSWORD = "a long enough passphrase"
 MRZ = "\n".join(encode(MRZFields("TD3", "P", "DEU", "C01X00T47", "ERIKSSON", "ANNA", date(1970, 5, 17), "F",

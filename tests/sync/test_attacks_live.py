@@ -22,7 +22,7 @@ from registry.publish import DocumentRef, EntryFields
 from sync.envelope import parse_envelope
 from sync.framing import FRAME_UPDATE, parse_frames
 from tests.support.hostile_proxy import Answer, HostileProxy
-from tests.support.mrz_encoder import MRZFields, encode
+from appliance.specimens.mrz import MRZFields, encode
 from tests.sync.conftest import LIST, Device
 
 UPDATES = f"/v1/lists/{LIST}/updates"

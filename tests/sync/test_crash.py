@@ -28,7 +28,7 @@ from sync.agent_state import AgentState
 from sync.digest import StateDigest
 from sync.envelope import parse_envelope
 from tests.sync.conftest import LIST
-from tests.support.mrz_encoder import MRZFields, encode
+from appliance.specimens.mrz import MRZFields, encode
 
 CYCLES = int(os.environ.get("GATECHECK_CRASH_CYCLES", "100"))
 SEED = int(os.environ.get("GATECHECK_CRASH_SEED", str(random.randrange(1 << 32))))
