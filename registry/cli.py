@@ -138,6 +138,35 @@ def list_create(data_dir, list_id, name, authority, legal_basis, scopes, default
     _emit({"list_id": info.list_id, "version": info.version})
 
 
+#: The starting taxonomies a list admin can give a list (registry/review_policy.py).
+_TAXONOMIES = {"aviation": "AVIATION_CATEGORIES", "hotel": "HOTEL_CATEGORIES"}
+
+
+@list_group.command("categories")
+@data_dir_option
+@click.argument("list_id")
+@click.option("--preset", type=click.Choice(sorted(_TAXONOMIES)), required=True,
+              help="aviation: an airline's disruptive-passenger categories; hotel: a hotel group's.")
+@click.option("--reviewers", type=click.IntRange(1, 2), default=1, show_default=True,
+              help="How many different reviewers must accept a report.")
+@click.option("--reason", default="", help="Why (the audit log keeps it).")
+@by_option
+def list_categories(data_dir, list_id, preset, reviewers, reason, by) -> None:
+    """Let LIST_ID take reports: give it a taxonomy of categories with their terms.
+
+    A list without one (an authority's imported list) takes no reports.
+    """
+    from registry import review_policy
+    from registry.reports import ReportQueue
+
+    reg, _ = _open(data_dir)
+    policy = review_policy.ListPolicy(list_id, getattr(review_policy, _TAXONOMIES[preset]),
+                                      reviewers_required=reviewers)
+    ReportQueue(reg.engine, reg).set_policy(policy, by=who(by), reason=reason)
+    _emit({"list_id": list_id, "reviewers_required": reviewers,
+           "categories": [c.category for c in policy.categories]})
+
+
 @list_group.command("rekey")
 @data_dir_option
 @click.argument("list_id")

@@ -520,12 +520,30 @@ def test_cli_entry_add_and_remove_publish_versions(data_dir):
     assert removed["version"] == 2
 
 
+def test_cli_categories_let_a_list_take_reports_and_are_audited(data_dir):
+    from registry.audit import AuditLog
+    from registry.reports import ReportQueue
+
+    engine = make_engine(RegistryPaths(data_dir).database_url)
+    queue = ReportQueue(engine, Registry(engine, None))
+    with pytest.raises(Exception, match="takes no reports"):
+        queue.policy("hotel")
+    out = json.loads(cli("list", "categories", "--data-dir", data_dir, "hotel", "--preset", "hotel",
+                         "--reviewers", "2", "--by", "list-admin-1", "--reason", "group policy 2026"))
+    assert out["categories"] == ["violence_against_staff", "property_damage", "non_payment"]
+    policy = queue.policy("hotel")
+    assert policy.reviewers_required == 2 and policy.category("non_payment").default_days == 365
+    changes = [r for r in AuditLog(engine).records() if r.action == "list.policy"]
+    assert [(r.actor, r.reason) for r in changes] == [("list-admin-1", "group policy 2026")]
+
+
 @pytest.mark.parametrize("args,reason", [
     (["entry", "add", "--list", "nope", "--surnames", "X", "--dob", "1970-01-01", "--category", "c",
       "--reference", "r"], "no list"),
     (["entry", "add", "--list", "nfl", "--surnames", "X", "--category", "c", "--reference", "r"], "no token"),
     (["entry", "remove", "--list", "nfl", "--entry-id", "99"], "no entry"),
     (["device", "enroll-code", "--lists", "nfl,nope"], "no list"),
+    (["list", "categories", "nope", "--preset", "aviation"], "no list"),
 ])
 def test_cli_refusals_are_one_line(data_dir, args, reason):
     result = CliRunner().invoke(registry_cli, [*args, "--data-dir", str(data_dir)])
