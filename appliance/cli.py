@@ -44,6 +44,7 @@ _LAZY_COMMANDS = {
     "demo": ("appliance.demo", "demo"),
     "journal": ("appliance.journal_cli", "journal"),
     "registry": ("registry.cli", "registry"),
+    "scanner": ("hardware.cli", "scanner"),
     "serve": ("appliance.web_cli", "serve"),
     "snapshot": ("appliance.snapshot_cli", "snapshot"),
     "sync": ("sync.cli", "sync"),

@@ -20,6 +20,8 @@ from typing import Any, Callable, Mapping
 from appliance.verdict import DEFAULT_MAX_AGE, DeviceProfile
 
 CONFIG_FILE = "gatecheck.toml"
+#: Tables in the same file that other components read and validate (hardware/config.py reads [scanner]).
+OTHER_TABLES = frozenset({"scanner"})
 
 #: Sanction scopes a list can carry and a device can check.
 KNOWN_SCOPES = frozenset({"air_travel", "star_hotel"})
@@ -93,6 +95,8 @@ def load_config(data_dir: Path | None = None, env: Mapping[str, str] | None = No
     values: dict[str, Any] = {}
     origin: dict[str, tuple[str, str]] = {}  # key -> (source, name) its value came from
     for key, value in _read_file(data_dir / CONFIG_FILE).items():
+        if key in OTHER_TABLES:
+            continue
         values[key] = _FILE_KEYS[key](CONFIG_FILE, key, value)
         origin[key] = (CONFIG_FILE, key)
     for key, convert in _ENV_KEYS.items():
@@ -126,7 +130,7 @@ def _read_file(path: Path) -> dict[str, Any]:
         raise ConfigError(CONFIG_FILE, None, "is not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(CONFIG_FILE, None, f"is not valid TOML: {exc}") from None
-    unknown = sorted(set(data) - set(_FILE_KEYS))
+    unknown = sorted(set(data) - set(_FILE_KEYS) - OTHER_TABLES)
     if unknown:
         raise ConfigError(CONFIG_FILE, unknown[0],
                           f"is not a setting (known: {', '.join(sorted(_FILE_KEYS))})")

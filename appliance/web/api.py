@@ -1,7 +1,8 @@
 """The local JSON API: what the scanner daemon, tests and integrators use (docs/counter.md).
 
 - ``POST /api/scan``: a raw payload (application/octet-stream or text/plain,
-  at most 16 KiB) or a multipart ``image`` field -> the verdict JSON plus
+  at most 16 KiB; ``?channel=camera`` when a camera read it) or a multipart
+  ``image`` field -> the verdict JSON plus
   its journal ``seq``. An unreadable payload is journaled as UNREADABLE and
   answered 422 with the verdict and its ``error``.
 - ``GET /api/status``: list versions, freshness, outbox depth, journal size.
@@ -39,6 +40,8 @@ KEEPALIVE_SECONDS = 15.0
 #: Each stream holds a server thread; past this many the client is told to poll.
 MAX_STREAMS = 8
 _streams = threading.BoundedSemaphore(MAX_STREAMS)
+#: Channels a raw payload may be journaled under (``?channel=``; default scanner).
+RAW_CHANNELS = ("scanner", "camera")
 
 
 def _state():
@@ -54,7 +57,11 @@ def scan():
     if mimetype in RAW_TYPES:
         request.max_content_length = MAX_PAYLOAD_BYTES
         payload = request.get_data(cache=False)
-        channel = "scanner"
+        # A camera the scanner daemon decodes itself sends the payload with
+        # ?channel=camera, so the journal says how it was read.
+        channel = request.args.get("channel", "scanner")
+        if channel not in RAW_CHANNELS:
+            return api_error(400, "bad_channel", f"channel must be {' or '.join(RAW_CHANNELS)}")
         if not payload:
             return api_error(400, "empty", "empty body: nothing was scanned")
     elif mimetype == "multipart/form-data":
