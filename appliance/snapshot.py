@@ -581,7 +581,7 @@ class SnapshotStore:
             "bytes_per_token": round(file_bytes / tokens, 2) if tokens else None,
         }
 
-    def compact(self) -> dict:
+    def compact(self, progress: Callable[[], None] | None = None) -> dict:
         """Rewrite the file without the slack that random updates leave in its pages.
 
         Sync deltas split full pages, and the file drifts from ~21.5 towards
@@ -589,7 +589,9 @@ class SnapshotStore:
         again. It holds the write lock for its duration (seconds per
         million tokens) and needs free disk of about twice the file; readers
         go on reading meanwhile. For the sync agent's quiet hours, e.g. when
-        stats()["bytes_per_token"] passes 24.
+        stats()["bytes_per_token"] passes 24. ``progress`` is called every
+        so many SQLite steps while VACUUM runs (the sync agent's watchdog
+        ping: a large store takes minutes).
         """
         with self._lock:
             if self.readonly:
@@ -600,7 +602,15 @@ class SnapshotStore:
                 self._follow()
                 self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
                 before = self.file.stat().st_size
-                self._conn.execute("VACUUM")
+                if progress is not None:
+                    def tick() -> int:
+                        progress()
+                        return 0  # non-zero would abort the VACUUM
+                    self._conn.set_progress_handler(tick, 1_000_000)  # about every 0.3 s
+                try:
+                    self._conn.execute("VACUUM")
+                finally:
+                    self._conn.set_progress_handler(None, 0)
                 self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
             return {"file_bytes_before": before, "file_bytes_after": self.file.stat().st_size}
 

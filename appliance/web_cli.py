@@ -3,6 +3,13 @@
 Waitress is a production WSGI server in pure Python: no build step on the
 device, threads for the long-lived event streams, and it listens only where
 told (127.0.0.1 unless configured otherwise).
+
+Under systemd (Type=notify, docs/deployment.md) the main thread runs
+waitress's socket loop itself, one poll at a time, instead of
+``server.run()``: between polls it pings the watchdog, so the ping proves
+that the loop accepting connections and handing requests to the worker
+threads is turning, and READY=1 goes out once the socket listens and the app
+is built.
 """
 
 from __future__ import annotations
@@ -39,6 +46,7 @@ def serve(data_dir: Path | None, host: str | None, port: int | None) -> None:
     import waitress
 
     from appliance.config import ConfigError, load_config
+    from appliance.systemd_notify import ServiceNotifier
     from appliance.web import create_app
 
     try:
@@ -57,8 +65,9 @@ def serve(data_dir: Path | None, host: str | None, port: int | None) -> None:
     if config.host not in LOOPBACK:
         click.echo(f"gatecheck: warning: listening on {config.host}, reachable from other machines "
                    "without TLS", err=True)
+    socket_map: dict = {}  # ours, so the main loop below can poll it
     try:
-        server = waitress.create_server(app, host=config.host, port=port, threads=THREADS,
+        server = waitress.create_server(app, map=socket_map, host=config.host, port=port, threads=THREADS,
                                         ident="gatecheck", clear_untrusted_proxy_headers=True,
                                         channel_timeout=60, max_request_body_size=MAX_BODY,
                                         # keep reading while a request runs, so an event
@@ -67,25 +76,46 @@ def serve(data_dir: Path | None, host: str | None, port: int | None) -> None:
     except OSError as exc:
         fail(f"cannot listen on {config.host}:{port}: {exc.strerror or exc}")
     state = app.extensions["gatecheck"]
+    notifier = ServiceNotifier()
 
     def stop(*_: object) -> None:
+        notifier.stopping()
         # End the event streams first: waitress waits up to 5 s for busy threads.
         state.stop_streams()
         sys.exit(0)
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    for address in _addresses(server):
+    addresses = _addresses(server)
+    for address in addresses:
         click.echo(f"gatecheck: counter screen on {address} (data dir {config.data_dir})")
     sys.stdout.flush()
+    notifier.ready(status=f"counter screen on {' '.join(addresses)}")
     try:
-        server.run()
+        run_loop(server, socket_map, notifier)
     except (KeyboardInterrupt, SystemExit):
         pass
     finally:
         state.stop_streams()
+        server.task_dispatcher.shutdown()  # what server.run() does on its way out
         server.close()
         state.close()
+
+
+def run_loop(server, socket_map: dict, notifier) -> None:
+    """waitress's own loop (``server.run()``), one poll at a time, pinging the watchdog in between.
+
+    A poll returns after at most ``notifier.loop_timeout`` seconds (waitress
+    itself polls with a 1 s timeout), so a ping is never late while the loop
+    turns; a loop stuck in a poll, or in a dispatcher's handler, stops the
+    pings and systemd restarts the service.
+    """
+    from waitress import wasyncore
+
+    while socket_map:
+        wasyncore.loop(timeout=notifier.loop_timeout, map=socket_map,
+                       use_poll=server.adj.asyncore_use_poll, count=1)
+        notifier.watchdog()
 
 
 def _addresses(server) -> list[str]:

@@ -20,6 +20,11 @@ worker processes sharing one listening socket.
 * **Stopping.** SIGTERM to the master stops the workers gracefully: each
   ends its waiting long-polls at once with a heartbeat (``ListChanges.close``)
   and finishes what is in flight within ``GRACEFUL_SECONDS``.
+* **systemd** (Type=notify, docs/deployment.md). The arbiter itself sends
+  READY=1 once its socket listens; :class:`WatchedArbiter` pings the watchdog
+  from the master's own loop (which also reaps and respawns workers) and
+  says STOPPING=1 when it halts. Workers send nothing: under
+  NotifyAccess=main systemd would ignore them anyway.
 """
 
 from __future__ import annotations
@@ -29,8 +34,10 @@ import sys
 from pathlib import Path
 
 from gunicorn.app.base import BaseApplication
+from gunicorn.arbiter import Arbiter
 from gunicorn.workers.gthread import ThreadWorker
 
+from appliance.systemd_notify import ServiceNotifier
 from registry.housekeeping import housekeeper_for
 from registry.server import create_app
 
@@ -55,6 +62,28 @@ class RegistryWorker(ThreadWorker):
             services.changes.close()
 
 
+class WatchedArbiter(Arbiter):
+    """gunicorn's master, pinging systemd's watchdog on every turn of its main loop.
+
+    ``Arbiter.run`` waits for signals (at most a second), then murders
+    timed-out workers and spawns missing ones, forever; ``wait_for_signals``
+    is the one call made on every turn, so the ping goes there. A master
+    stuck anywhere in that loop stops pinging.
+    """
+
+    def __init__(self, app, notifier: ServiceNotifier) -> None:
+        self.notifier = notifier
+        super().__init__(app)
+
+    def wait_for_signals(self, timeout: float = 1.0):
+        self.notifier.watchdog()
+        return super().wait_for_signals(timeout=min(timeout, self.notifier.loop_timeout))
+
+    def halt(self, reason=None, exit_status=0):
+        self.notifier.stopping()
+        super().halt(reason, exit_status)
+
+
 class RegistryApplication(BaseApplication):
     """The device API of one data directory, as a gunicorn application."""
 
@@ -71,6 +100,14 @@ class RegistryApplication(BaseApplication):
         app = create_app({"DATA_DIR": str(self.data_dir)})  # in each worker, after the fork
         housekeeper_for(app).start()  # every worker offers; the lease lets one at a time do a pass
         return app
+
+    def run(self) -> None:
+        """BaseApplication.run with the watched arbiter."""
+        try:
+            WatchedArbiter(self, ServiceNotifier()).run()
+        except RuntimeError as exc:
+            print(f"\nError: {exc}\n", file=sys.stderr, flush=True)
+            sys.exit(1)
 
 
 def bind_address(host: str, port: int) -> str:

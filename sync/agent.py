@@ -22,7 +22,15 @@ Pacing (issue 4, "Loop and pacing"): the first poll comes a random 0-60 s
 after start, the registry's ``X-Gatecheck-Min-Wait`` is honoured, and after
 N consecutive failures the wait is min(2^(N-1) x base x (1 + rand), cap),
 Safe Browsing's rule scaled down to a counter. A stop (SIGTERM) is seen
-between transactions, never inside one.
+between transactions, never inside one; a snapshot download, which is no
+transaction (its file is discarded), ends at the next chunk.
+
+Liveness: ``alive`` (the systemd watchdog ping, appliance/systemd_notify.py)
+is called from this loop at least every ``wait_slice`` seconds while it
+waits, and between lists, fetch rounds, download chunks, snapshot blocks and
+outbox reports while it works, so a ping proves the loop itself is turning.
+What cannot call back (one HTTP wait, a long-poll) must fit in the
+watchdog's budget: sync/cli.py shortens the long-poll when it does not.
 
 Housekeeping after a run: a health report to the registry every
 ``health_interval`` seconds (so IT sees a device that syncs but is, say,
@@ -78,6 +86,10 @@ class RegistryRefused(SyncError):
     """The registry answered, but not with what the contract promises (an HTTP error)."""
 
     code = "registry_refused"
+
+
+class Stopped(Exception):
+    """A stop came during a snapshot download; the download is discarded (not a SyncError: nothing failed)."""
 
 
 class NotConverging(SyncError):
@@ -194,7 +206,8 @@ class SyncAgent:
                  root_public_key: bytes, *, outbox: Outbox | None = None,
                  config: AgentConfig | None = None, lists: Iterable[str] | None = None,
                  clock: Callable[[], float] = time.time, rng: random.Random | None = None,
-                 stop: threading.Event | None = None) -> None:
+                 stop: threading.Event | None = None, alive: Callable[[], None] | None = None,
+                 wait_slice: float = 1.0) -> None:
         self.store = store
         self.state = state
         self.fetcher = fetcher
@@ -203,6 +216,9 @@ class SyncAgent:
         self.clock = clock
         self.rng = rng or random.Random()
         self.stop = stop or threading.Event()
+        #: Called from the loop while it waits and works (the watchdog ping); must be cheap.
+        self.alive = alive or (lambda: None)
+        self.wait_slice = wait_slice
         self._lists = list(lists) if lists is not None else None
         self.keyring = KeyRing(root_public_key)
         for kind, data in state.key_statements():
@@ -222,9 +238,23 @@ class SyncAgent:
             self.stop = stop
         delay = self.rng.uniform(0, self.config.first_poll_max_delay)
         log.info("first poll in %.1f s", delay)
-        while not self.stop.wait(delay):
+        while not self._wait(delay):
             delay = self.run_once().next_delay
         log.info("sync agent stopped")
+
+    def _wait(self, delay: float) -> bool:
+        """Wait ``delay`` seconds in slices, calling ``alive`` after each; True as soon as a stop comes.
+
+        A backoff can be an hour: one ``stop.wait(delay)`` would starve the watchdog.
+        """
+        deadline = time.monotonic() + delay
+        while True:
+            self.alive()
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return self.stop.is_set()
+            if self.stop.wait(min(remaining, self.wait_slice)):
+                return True
 
     def run_once(self) -> RunReport:
         """One poll of every list and one pass over the outbox; records the outcome."""
@@ -233,11 +263,12 @@ class SyncAgent:
         try:
             self._refresh_keys()
             for list_id in self.list_ids():
+                self.alive()
                 if self.stop.is_set():
                     break
                 try:
                     min_wait = max(min_wait, self.sync_list(list_id, report))
-                except FetchError:
+                except (FetchError, Stopped):
                     raise
                 except (SyncError, SnapshotError) as exc:
                     message = f"list {list_id}: {exc.message}"
@@ -248,6 +279,9 @@ class SyncAgent:
                     report.versions[list_id] = current
             if self.outbox is not None and not self.stop.is_set():
                 self._send_outbox(report)
+        except Stopped:
+            log.info("stopped during a snapshot download; it starts again on the next run")
+            return report
         except FetchError as exc:
             log.warning("registry unreachable: %s", exc.message)
             report.errors.append(exc.message)
@@ -301,6 +335,7 @@ class SyncAgent:
         want_snapshot = False
         progressed = False
         for _ in range(self.config.max_rounds):
+            self.alive()
             if self.stop.is_set():
                 return 0.0
             since = 0 if want_snapshot else record.state.version
@@ -322,7 +357,8 @@ class SyncAgent:
                 min_wait = _min_wait(response)
                 frames = read_answer(response, self.config.trust.max_envelope_bytes,
                                      lambda envelope, size, reader: self._download(record, envelope, size,
-                                                                                   reader, response))
+                                                                                   reader, response),
+                                     progress=self.alive)
             try:
                 if not frames:
                     raise RegistryRefused(f"GET {path}: empty answer (no update and no heartbeat)")
@@ -372,7 +408,7 @@ class SyncAgent:
         # the next signed digest (delta or heartbeat) proves it or forces a snapshot.
         log.warning("list %s: sync state at version %d, store at %d; recomputing the digest from the store",
                     list_id, record.state.version, info.version)
-        digest = StateDigest.of(self.store.iter_entries(list_id))
+        digest = StateDigest.of(self._ticking(self.store.iter_entries(list_id)))
 
         record = ListRecord(TrustedListState(list_id, info.version, digest.checksum()), digest.to_bytes())
         self.state.save(record)
@@ -388,7 +424,20 @@ class SyncAgent:
         response.allow(size, size / self.config.min_download_bytes_per_second)
         log.info("list %s: downloading a %.1f MiB snapshot (version %d)", env.list_id, size / 2**20,
                  env.to_version)
-        return download_payload(frames, self.store.path.parent, env.list_id, size)
+        return download_payload(frames, self.store.path.parent, env.list_id, size, progress=self._download_tick)
+
+    def _download_tick(self) -> None:
+        """After each chunk of a snapshot download: ping, and give up the download if a stop came."""
+        self.alive()
+        if self.stop.is_set():
+            raise Stopped("stopped during a snapshot download")
+
+    def _ticking(self, items: Iterable, every: int = 65_536) -> Iterable:
+        """``items``, calling ``alive`` every ``every`` of them (an O(n) pass over the store)."""
+        for count, item in enumerate(items, 1):
+            if count % every == 0:
+                self.alive()
+            yield item
 
     def _apply(self, record: ListRecord, envelope: bytes, payload: bytes | Download,
                report: RunReport) -> tuple[ListRecord, bool]:
@@ -397,7 +446,7 @@ class SyncAgent:
         if isinstance(payload, Download):
             new, tokens = install_snapshot(self.store, self.state, self.trusted, record, envelope, payload,
                                            max_entries=self.config.max_entries, now=self.clock(),
-                                           fetch_key=self._fetch_token_key)
+                                           fetch_key=self._fetch_token_key, progress=self.alive)
             report.snapshots.append(list_id)
             log.info("list %s: installed snapshot at version %d (%d tokens)", list_id, new.state.version, tokens)
             return new, False
@@ -472,7 +521,7 @@ class SyncAgent:
         if self._compaction_due(now):
             self._compacted_at = now
             try:
-                report.compacted = self.store.compact()
+                report.compacted = self.store.compact(progress=self.alive)
                 log.info("store compacted: %s", report.compacted)
             except SnapshotError as exc:
                 log.warning("store not compacted: %s", exc.message)
@@ -534,6 +583,7 @@ class SyncAgent:
 
     def _send_report(self, item, report: RunReport) -> bool:
         """One report; True when the registry acknowledged it (False also when a stop came first)."""
+        self.alive()
         if self.stop.is_set():
             return False
         body = json.dumps({"report_id": item.report_id, "report": item.report},

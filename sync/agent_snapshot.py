@@ -92,15 +92,21 @@ def _is_snapshot(envelope: bytes) -> bool:
         return False  # verify_update refuses it later, with its reason
 
 
-def read_answer(response, reader_limit: int, download) -> list[tuple[bytes, bytes | Download]]:
+def read_answer(response, reader_limit: int, download,
+                progress: Callable[[], None] | None = None) -> list[tuple[bytes, bytes | Download]]:
     """Every frame of an updates answer, read to its end before anything is applied.
 
     Deltas and heartbeats stay in memory (the answer's byte limit bounds
     them); a snapshot payload goes through ``download(envelope, size,
     frames)``. A truncated or padded answer is refused whole, and the
-    downloads it made are deleted.
+    downloads it made are deleted. ``progress`` is called before each read
+    (the agent's watchdog ping: a slow link takes a while over a big delta).
     """
-    frames = FrameReader(response.read, max_envelope_bytes=reader_limit)
+    def read_pinging(size: int) -> bytes:
+        progress()
+        return response.read(size)
+
+    frames = FrameReader(response.read if progress is None else read_pinging, max_envelope_bytes=reader_limit)
     out: list[tuple[bytes, bytes | Download]] = []
     try:
         while (frame := frames.next_frame()) is not None:
@@ -139,16 +145,26 @@ def check_disk(store: SnapshotStore, list_id: str, payload_size: int, reserve: i
             f" reserve), {free / 2**20:,.0f} MiB free")
 
 
+def _with_progress(blocks, progress: Callable[[], None] | None):
+    for block in blocks:
+        yield block
+        if progress is not None:
+            progress()
+
+
 def remove_stale_downloads(directory: Path) -> None:
     """Downloads left by an agent that was killed (a running one deletes its own)."""
     for stale in directory.glob(f"{DOWNLOAD_PREFIX}*{DOWNLOAD_SUFFIX}"):
         stale.unlink(missing_ok=True)
 
 
-def download_payload(frames: FrameReader, directory: Path, list_id: str, size: int) -> Download:
+def download_payload(frames: FrameReader, directory: Path, list_id: str, size: int,
+                     progress: Callable[[], None] | None = None) -> Download:
     """Stream the current frame's payload (exactly ``size`` bytes) to a 0600 file, hashing it.
 
     Stale files of a killed agent were removed when the list's sync began.
+    ``progress`` is called after each chunk (the agent's watchdog ping; it may
+    raise to abandon the download, which deletes the file).
     """
     path = directory / f"{DOWNLOAD_PREFIX}{list_id}{DOWNLOAD_SUFFIX}"
     digest = hashlib.sha256()
@@ -158,6 +174,8 @@ def download_payload(frames: FrameReader, directory: Path, list_id: str, size: i
             for chunk in frames.payload_chunks():
                 digest.update(chunk)
                 fh.write(chunk)
+                if progress is not None:
+                    progress()
     except BaseException:
         path.unlink(missing_ok=True)
         raise
@@ -166,7 +184,8 @@ def download_payload(frames: FrameReader, directory: Path, list_id: str, size: i
 
 def install_snapshot(store: SnapshotStore, state: AgentState, trusted: TrustedSet, record: ListRecord,
                      envelope: bytes, download: Download, *, max_entries: int, now: float,
-                     fetch_key: Callable[[str], bytes] | None = None) -> tuple[ListRecord, int]:
+                     fetch_key: Callable[[str], bytes] | None = None,
+                     progress: Callable[[], None] | None = None) -> tuple[ListRecord, int]:
     """Verify a downloaded snapshot against the signed envelope and install it; returns (new record, tokens).
 
     Order: size and SHA-256 of the whole file (verify_streamed), then the
@@ -174,7 +193,8 @@ def install_snapshot(store: SnapshotStore, state: AgentState, trusted: TrustedSe
     checksum), then the token key (a re-keyed list's new key, from
     ``fetch_key(list_id)``, must hash to the header's), and only then the
     records, straight into a new store generation. Any failure leaves the
-    store and sync.db as they were.
+    store and sync.db as they were. ``progress`` is called after each block
+    of records goes in (the agent's watchdog ping).
     """
     list_id = record.state.list_id
     update = trusted.verify_streamed(record.state, envelope, payload_size=download.size,
@@ -208,7 +228,7 @@ def install_snapshot(store: SnapshotStore, state: AgentState, trusted: TrustedSe
                       valid_until=_utc(env.valid_until), token_key=new_key)
         state.stage(ListRecord(new_state, header.lanes))
         try:
-            tokens = store.install_list(batch, reader.blocks())
+            tokens = store.install_list(batch, _with_progress(reader.blocks(), progress))
         except BaseException:
             state.discard_staged(list_id)
             raise

@@ -4,13 +4,19 @@ The data directory holds, besides snapshot.db and journal.db:
 ``device.key`` (this device's Ed25519 private key, PKCS#8 PEM, 0600; its
 device id is derived from the public half, sync/device_auth.py) and
 ``registry-root.pub`` (the pinned 32-byte raw root public key).
+
+Under systemd (Type=notify, docs/deployment.md) ``sync run`` says READY=1
+once its start-up checks pass (keys load, stores open) and pings the
+watchdog from the agent's own loop (sync/agent.py, "Liveness").
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import signal
 import threading
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -20,6 +26,11 @@ from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 DEVICE_KEY_FILE = "device.key"
 ROOT_KEY_FILE = "registry-root.pub"
+#: The key of enrolment.json (sync/enrolment.py ENROLMENT_FILE) that names the
+#: registry the device enrolled with, when provisioning recorded it.
+REGISTRY_URL_KEY = "registry_url"
+#: Seconds an HTTP exchange may take beyond its long-poll wait (RequestsFetcher's 40 s for a 25 s wait).
+HTTP_MARGIN = 15.0
 
 
 def _fail(message: str) -> None:
@@ -54,7 +65,9 @@ def sync() -> None:
 @sync.command()
 @click.option("--data-dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Device data directory (snapshot.db, journal.db, sync.db, device.key).")
-@click.option("--registry", "registry_url", required=True, help="Registry base URL, e.g. http://127.0.0.1:8480.")
+@click.option("--registry", "registry_url", envvar="GATECHECK_REGISTRY", default=None,
+              help="Registry base URL, e.g. http://127.0.0.1:8480 (default: $GATECHECK_REGISTRY, else the URL "
+                   f"provisioning recorded in DATA_DIR/enrolment.json as {REGISTRY_URL_KEY!r}).")
 @click.option("--root-key", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help=f"Pinned registry root public key, 32 raw bytes (default: DATA_DIR/{ROOT_KEY_FILE}).")
 @click.option("--first-poll-max-delay", type=float, default=60.0, show_default=True,
@@ -62,12 +75,13 @@ def sync() -> None:
 @click.option("--once", is_flag=True,
               help="Poll once without waiting for changes, send the outbox, and exit (status 1 if it failed).")
 @click.option("-v", "--verbose", is_flag=True, help="Log every applied update.")
-def run(data_dir: Path, registry_url: str, root_key: Path | None, first_poll_max_delay: float,
+def run(data_dir: Path, registry_url: str | None, root_key: Path | None, first_poll_max_delay: float,
         once: bool, verbose: bool) -> None:
     """Run the sync agent until SIGTERM or Ctrl-C (it stops between transactions)."""
     from appliance.outbox import Outbox
     from appliance.snapshot import SnapshotStore, snapshot_path
     from appliance.snapshot_errors import SnapshotError
+    from appliance.systemd_notify import ServiceNotifier
     from sync.agent import AgentConfig, SyncAgent
     from sync.agent_state import AgentState
     from sync.device_auth import device_id_for
@@ -77,6 +91,7 @@ def run(data_dir: Path, registry_url: str, root_key: Path | None, first_poll_max
 
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    registry_url = registry_url or _enrolled_registry(data_dir)
     key = _load_device_key(data_dir / DEVICE_KEY_FILE)
     root_path = root_key or data_dir / ROOT_KEY_FILE
     try:
@@ -85,11 +100,19 @@ def run(data_dir: Path, registry_url: str, root_key: Path | None, first_poll_max
         _fail(f"cannot read the pinned root key {root_path}: {exc.strerror}")
     device = DeviceCredentials(device_id_for(raw_public_key(key)), key)
     stop = threading.Event()
+    notifier = ServiceNotifier()
+    config = _agent_config(AgentConfig, first_poll_max_delay, once)
+    wait, timeout = fit_to_watchdog(notifier.interval, wait=config.long_poll_wait, timeout=HTTP_TIMEOUT)
+    if (wait, timeout) != (config.long_poll_wait, HTTP_TIMEOUT):
+        logging.getLogger("gatecheck.sync").warning(
+            "long-polls shortened to %d s and HTTP waits to %g s to fit WatchdogSec=%g s",
+            wait, timeout, 2 * notifier.interval)
+        config = replace(config, long_poll_wait=wait)
     try:
         store = SnapshotStore(snapshot_path(data_dir))
-        agent = SyncAgent(store, AgentState(data_dir), RequestsFetcher(registry_url, device),
-                          root, outbox=Outbox(data_dir),
-                          config=_agent_config(AgentConfig, first_poll_max_delay, once), stop=stop)
+        agent = SyncAgent(store, AgentState(data_dir), RequestsFetcher(registry_url, device, timeout=timeout),
+                          root, outbox=Outbox(data_dir), config=config, stop=stop,
+                          alive=notifier.watchdog, wait_slice=notifier.loop_timeout)
     except (SyncError, SnapshotError) as exc:
         _fail(exc.message)
     if once:
@@ -97,8 +120,14 @@ def run(data_dir: Path, registry_url: str, root_key: Path | None, first_poll_max
         for error in report.errors:
             click.echo(f"error: {error}", err=True)
         raise SystemExit(0 if report.ok else 1)
+
+    def on_signal(*_: object) -> None:
+        notifier.stopping()  # now: a snapshot being installed finishes before the loop sees the stop
+        stop.set()
+
     for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
+        signal.signal(signum, on_signal)
+    notifier.ready(status=f"syncing with {registry_url}")
     agent.run_forever(stop)
 
 
@@ -167,6 +196,40 @@ def verify(data_dir: Path, list_ids: tuple[str, ...]) -> None:
     except SnapshotError as exc:
         _fail(exc.message)
     raise SystemExit(1 if mismatches else 0)
+
+
+#: RequestsFetcher's wait for a connection or the next bytes, when no watchdog asks for less.
+HTTP_TIMEOUT = 40.0
+
+
+def fit_to_watchdog(budget: float | None, *, wait: int, timeout: float) -> tuple[int, float]:
+    """The long-poll wait and HTTP timeout that fit between two watchdog pings.
+
+    One HTTP exchange is the one thing the agent's loop cannot interrupt to
+    ping (a long-poll holds it ``wait`` seconds, a silent registry up to
+    ``timeout``), so both must stay under ``budget``, the seconds between
+    pings (half of WatchdogSec=). None (no watchdog) changes nothing.
+    """
+    if budget is None:
+        return wait, timeout
+    timeout = min(timeout, max(budget - 5.0, 5.0))
+    return max(0, min(wait, int(timeout - HTTP_MARGIN))), timeout
+
+
+def _enrolled_registry(data_dir: Path) -> str:
+    """The registry URL provisioning recorded in enrolment.json, or one line saying how to give one."""
+    from sync.enrolment import ENROLMENT_FILE
+
+    path = data_dir / ENROLMENT_FILE
+    try:
+        url = json.loads(path.read_text("utf-8")).get(REGISTRY_URL_KEY)
+    except FileNotFoundError:
+        url = None
+    except (OSError, ValueError, AttributeError) as exc:
+        _fail(f"cannot read the registry URL from {path}: {exc}")
+    if not isinstance(url, str) or not url:
+        _fail(f"no registry URL: give --registry or $GATECHECK_REGISTRY ({path} does not record one)")
+    return url
 
 
 def _agent_config(config_class, first_poll_max_delay: float, once: bool):

@@ -257,23 +257,28 @@ def _no_constant(name: str):
 
 # -- on the device (I/O) -------------------------------------------------------------
 
-def write_enrolment(data_dir: str | os.PathLike, answer: EnrolmentAnswer) -> Path:
+def write_enrolment(data_dir: str | os.PathLike, answer: EnrolmentAnswer, *,
+                    registry_url: str | None = None) -> Path:
     """Put ``answer`` into the device data directory; returns the enrolment record's path.
 
     Safe to run again with the same answer. Refuses a directory enrolled as
     another device, or one that pins another root key: enrolment never
     silently changes whom a device trusts. ``enrolment.json`` is written last,
-    so its presence means every other file is in place.
+    so its presence means every other file is in place. ``registry_url``
+    is recorded there (`gatecheck sync run` defaults to it, sync/cli.py
+    REGISTRY_URL_KEY); None keeps the one already recorded.
     """
     from appliance.private_files import private_dir
     from appliance.snapshot import SnapshotError, SnapshotStore, snapshot_path
-    from sync.cli import ROOT_KEY_FILE  # where `gatecheck sync run` reads the pinned root
+    from sync.cli import REGISTRY_URL_KEY, ROOT_KEY_FILE  # what `gatecheck sync run` reads
 
     data_dir = private_dir(data_dir)
     record_path = data_dir / ENROLMENT_FILE
     if record_path.exists():
         try:
-            held = json.loads(record_path.read_text("utf-8")).get("device_id")
+            held_record = json.loads(record_path.read_text("utf-8"))
+            held = held_record.get("device_id")
+            registry_url = registry_url or held_record.get(REGISTRY_URL_KEY)
         except (OSError, ValueError, AttributeError):
             raise EnrolmentError(f"{record_path} is unreadable; move it away before enrolling again") from None
         if held != answer.device_id:
@@ -294,6 +299,8 @@ def write_enrolment(data_dir: str | os.PathLike, answer: EnrolmentAnswer) -> Pat
     _write_private(data_dir / CONFIG_FILE, device_config_text(data_dir / CONFIG_FILE, answer.profile).encode())
     record = {"format": FORMAT, "device_id": answer.device_id, "name": answer.name,
               "enrolled_at": answer.enrolled_at, "profile": answer.profile.to_dict()}
+    if registry_url:
+        record[REGISTRY_URL_KEY] = registry_url
     _write_private(record_path, (json.dumps(record, indent=2, sort_keys=True) + "\n").encode())
     return record_path
 
