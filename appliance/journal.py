@@ -291,6 +291,17 @@ class Journal(SharedConnection):
                 "SELECT body, prev_hash, hash FROM journal WHERE seq = ?", (seq,)).fetchone()
         return _record(*row) if row else None
 
+    def verdict_counts(self, since: datetime) -> dict[str, int]:
+        """Records held at or after ``since``, per verdict (every verdict, 0 when none): the fleet's
+        scan counts (sync/agent.py ``health()``). Purged records are not counted."""
+        counts = dict.fromkeys(VERDICTS, 0)
+        with self._lock:
+            for verdict, n in self.db.execute(
+                    "SELECT verdict, count(*) FROM journal WHERE at >= ? GROUP BY verdict", (utc_iso(since),)):
+                if verdict in counts:
+                    counts[verdict] = n
+        return counts
+
     def count(self) -> int:
         """Records held now (purged ones not counted)."""
         with self._lock:
@@ -328,6 +339,15 @@ class Journal(SharedConnection):
         finally:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
+
+
+def verdicts_since(data_dir: str | Path, since: datetime) -> dict[str, int] | None:
+    """Another process's view of :meth:`Journal.verdict_counts`; None when there is no journal to read."""
+    try:
+        with Journal(data_dir, create=False) as journal:
+            return journal.verdict_counts(since)
+    except (JournalDbError, sqlite3.Error):
+        return None
 
 
 class _Broken(Exception):

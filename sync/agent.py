@@ -53,6 +53,7 @@ from datetime import datetime, timezone
 from typing import Callable, Iterable
 
 from appliance.device_status import app_version, scanner_state
+from appliance.journal import verdicts_since
 from appliance.outbox import Outbox
 from appliance.records import Batch
 from appliance.snapshot import SnapshotStore
@@ -80,6 +81,8 @@ from sync.wire import decode_delta
 log = logging.getLogger("gatecheck.sync")
 
 MIN_WAIT_HEADER = "X-Gatecheck-Min-Wait"
+#: The health report counts the journal's verdicts over this window (retention keeps at least a day).
+VERDICT_WINDOW_SECONDS = 86_400
 
 
 class RegistryRefused(SyncError):
@@ -549,6 +552,8 @@ class SyncAgent:
             "store": {"tokens": stats["tokens"], "file_bytes": stats["file_bytes"],
                       "bytes_per_token": stats["bytes_per_token"]},
             "disk_free_bytes": disk.free,
+            # Scans per verdict over the last day, from the journal (docs/sync-agent.md, "Health").
+            "verdicts_24h": verdicts_since(self.store.path.parent, _utc(now - VERDICT_WINDOW_SECONDS)),
         }
 
     def _send_health(self, now: float) -> None:

@@ -21,6 +21,7 @@ import os
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 import sqlite_utils
 
@@ -91,6 +92,28 @@ MIGRATIONS = ((1, "lists, staged, key statements, status", _v1),)
 
 def state_path(data_dir: str | os.PathLike) -> Path:
     return Path(data_dir) / FILENAME
+
+
+def read_status(data_dir: str | os.PathLike) -> AgentStatus | None:
+    """The monitoring row, read by another process (the counter's /metrics); None before the agent's first run.
+
+    Read-only (SQLite ``mode=ro``): a reader must neither create sync.db
+    nor take the write lock that migrating would, while the agent runs.
+    """
+    path = state_path(data_dir)
+    if not path.is_file():
+        return None
+    try:
+        conn = sqlite3.connect(f"file:{quote(str(path.absolute()))}?mode=ro", uri=True)
+        try:
+            conn.execute("PRAGMA busy_timeout = 1000")
+            row = conn.execute("SELECT last_success_at, last_error_at, last_error, next_poll_at, failures"
+                               " FROM status WHERE id = 1").fetchone()
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        raise AgentStateError(f"cannot read {path}: {exc}") from None
+    return AgentStatus(*row) if row is not None else None
 
 
 class AgentState:

@@ -70,7 +70,7 @@ def create_app(config: DeviceConfig | None = None, *, test_config: Mapping[str, 
     app.extensions["gatecheck"] = state
     app.json.sort_keys = False  # the verdict JSON reads in contract order: verdict first
 
-    from appliance.web import api, auth, counter
+    from appliance.web import api, auth, counter, metrics
 
     app.before_request(upload_limits)  # first: CSRF protection parses the body
     csrf.init_app(app)
@@ -79,6 +79,7 @@ def create_app(config: DeviceConfig | None = None, *, test_config: Mapping[str, 
     app.register_blueprint(counter.bp)
     app.register_blueprint(api.bp)
     csrf.exempt(api.bp)  # the JSON API is protected by the device token instead (access.py)
+    app.register_blueprint(metrics.bp)  # Prometheus, GET only, with its own token (access.py)
     access.install(app)
     _error_handlers(app)
 

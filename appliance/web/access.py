@@ -9,7 +9,11 @@ The levels (docs/counter.md, "Who may call what"):
   granted, never assumed); any other operator gets a 403 page;
 - ``scanner``: the local scanner daemon, with the bearer token from the data
   dir's ``api-token`` file;
-- ``reader``: either of the two above (status, events, polling).
+- ``reader``: either of the two above (status, events, polling);
+- ``metrics``: a Prometheus scraper, with the bearer token from the data
+  dir's ``metrics-token`` file. Not the scanner's token: a scraper must
+  not be able to post scans, and the scanner daemon has no need to read
+  metrics (docs/metrics.md).
 
 Why a token on the JSON API and not just a content-type rule: a cross-site
 HTML form in the counter browser can POST ``text/plain`` and
@@ -32,7 +36,8 @@ OPERATOR = "operator"
 SCANNER = "scanner"
 READER = "reader"
 REPORTER = "reporter"
-LEVELS = (PUBLIC, OPERATOR, SCANNER, READER, REPORTER)
+METRICS = "metrics"
+LEVELS = (PUBLIC, OPERATOR, SCANNER, READER, REPORTER, METRICS)
 
 #: The whole 403 page a signed-in operator who is not a reporter gets.
 NOT_A_REPORTER = "Only reporters can flag a passenger; ask a supervisor."
@@ -53,6 +58,7 @@ operator_required = _declare(OPERATOR)
 scanner_only = _declare(SCANNER)
 reader = _declare(READER)
 reporter_required = _declare(REPORTER)
+metrics_only = _declare(METRICS)
 
 
 def is_reporter() -> bool:
@@ -68,11 +74,18 @@ def access_of(app: Flask, endpoint: str) -> str | None:
 
 
 def has_scanner_token() -> bool:
+    return _bearer_is(current_app.extensions["gatecheck"].api_token)
+
+
+def has_metrics_token() -> bool:
+    return _bearer_is(current_app.extensions["gatecheck"].metrics_token)
+
+
+def _bearer_is(expected: str) -> bool:
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
         return False
-    expected = current_app.extensions["gatecheck"].api_token
     return hmac.compare_digest(token.strip().encode(), expected.encode())
 
 
@@ -108,6 +121,12 @@ def install(app: Flask) -> None:
             return api_error(401, "unauthorised",
                              "send the device's API token: Authorization: Bearer <data dir/api-token>",
                              **{"WWW-Authenticate": 'Bearer realm="gatecheck"'})
+        if level == METRICS:
+            if has_metrics_token():
+                return None
+            return api_error(401, "unauthorised",
+                             "send the device's metrics token: Authorization: Bearer <data dir/metrics-token>",
+                             **{"WWW-Authenticate": 'Bearer realm="gatecheck-metrics"'})
         if has_scanner_token() or current_user.is_authenticated:
             return None
         return api_error(401, "unauthorised",

@@ -6,6 +6,8 @@ things in the data dir so that they survive a restart of ``gatecheck serve``:
 
 - ``web-secret``: the key that signs session cookies (0600);
 - ``api-token``: the bearer token the local scanner daemon sends (0600);
+- ``metrics-token``: the bearer token a Prometheus scraper sends for
+  ``GET /metrics`` (0600); a separate one, so a scraper cannot post scans;
 - ``counter-operator.json``: who is signed in at this counter now, so a scan
   that arrives on the JSON API (from the hardware side, with no browser
   session) is recorded under that operator.
@@ -20,6 +22,7 @@ import json
 import os
 import secrets
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -29,6 +32,7 @@ from typing import Any
 from appliance.checker import Checker
 from appliance.config import DeviceConfig
 from appliance.journal import Journal, JournalRecord
+from appliance.metrics import CounterMetrics
 from appliance.outbox import Outbox, OutboxError, OutboxItem
 from appliance.private_files import private_dir
 from appliance.records import ListInfo
@@ -37,6 +41,7 @@ from appliance.verdict import Decision, freshness
 
 SECRET_FILE = "web-secret"
 API_TOKEN_FILE = "api-token"
+METRICS_TOKEN_FILE = "metrics-token"
 OPERATOR_FILE = "counter-operator.json"
 
 #: A sign-in at the counter lasts one shift at most.
@@ -141,6 +146,9 @@ class CounterState:
         self._new_scan = threading.Condition()
         self.closing = threading.Event()  # set on shutdown: event streams end at once
         self.api_token = _secret_file(self.data_dir / API_TOKEN_FILE, lambda: secrets.token_urlsafe(32))
+        self.metrics_token = _secret_file(self.data_dir / METRICS_TOKEN_FILE, lambda: secrets.token_urlsafe(32))
+        self.metrics = CounterMetrics(snapshot=self.snapshot, outbox=self.outbox, data_dir=self.data_dir,
+                                      profile=config.profile)
         self._purged_at: datetime | None = None
         self._retention_lock = threading.Lock()
         self.apply_retention()
@@ -223,7 +231,9 @@ class CounterState:
         checker = Checker(self.snapshot, journal, self.config)  # type: ignore[arg-type]
         if operator is None:
             operator = self.current_operator()
+        started = time.perf_counter()
         decision = checker.check(payload, channel=channel, operator=operator, manual=manual)
+        self.metrics.observe(decision, time.perf_counter() - started)
         record = journal.appended
         if record is None:
             raise RuntimeError("the Checker returned a verdict without journaling it")

@@ -132,6 +132,9 @@ def init_ui(app: Flask, engine: Engine, *, data_dir: Path | None = None) -> None
     from registry.web import import_pages  # list admins' authority list imports (after request_class is set)
 
     import_pages.init_app(app, data_dir=data_dir)
+    from registry.web import metrics_route  # Prometheus: a token, never a session, like the API
+
+    app.register_blueprint(metrics_route.bp)
     access.install(app)
 
     @app.template_filter("utc")

@@ -33,8 +33,9 @@ PUBLIC = "public"
 DEVICE = "device"
 #: Blueprints whose views authenticate devices, not people.
 DEVICE_BLUEPRINTS = frozenset({"device_api"})
-#: Blueprints for integrations: a user's API token authenticates each request, never a session.
-API_BLUEPRINTS = frozenset({"api"})
+#: Blueprints for integrations: a user's API token authenticates each request, never a session
+#: (``metrics``: Prometheus, registry/web/metrics_route.py).
+API_BLUEPRINTS = frozenset({"api", "metrics"})
 _BUILTIN = {"static": PUBLIC, "ui_pages.static": PUBLIC}
 
 

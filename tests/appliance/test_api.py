@@ -622,6 +622,7 @@ EXPECTED_ACCESS = {
     "counter.manual": "operator", "counter.image": "operator", "counter.flag": "reporter",
     "counter.report": "operator",
     "api.scan": "scanner", "api.status": "reader", "api.events": "reader", "api.scans": "reader",
+    "metrics.metrics": "metrics",
 }
 
 

@@ -124,6 +124,10 @@ API_ROUTES = {
 }
 EXPECTED.update({endpoint: row[0] for endpoint, row in API_ROUTES.items()})
 CALLS.update({endpoint: row[1:] for endpoint, row in API_ROUTES.items()})
+#: Outside /api/v1 but opened the same way, by a token and never a session: Prometheus (docs/metrics.md).
+TOKEN_ROUTES = {"metrics.metrics": (frozenset({Role.IT_ADMIN}), "GET", "/metrics")}
+EXPECTED.update({endpoint: row[0] for endpoint, row in TOKEN_ROUTES.items()})
+CALLS.update({endpoint: row[1:] for endpoint, row in TOKEN_ROUTES.items()})
 #: IT's fleet pages (registry/web/device_pages.py); the fixture enrols DEVICE_KEY's device. Auditors may look.
 DEVICE_KEY = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
 DEVICE = device_id_for(raw_public_key(DEVICE_KEY))
@@ -223,7 +227,7 @@ def test_route_matrix_every_route_for_every_role(app, who):
         data = {"csrf_token": csrf_token(client, "/login" if who is None else "/")} if method == "POST" else None
         response = client.open(path, method=method, data=data)
         declared = EXPECTED[endpoint]
-        if endpoint in API_ROUTES and declared != access.PUBLIC:
+        if (endpoint in API_ROUTES or endpoint in TOKEN_ROUTES) and declared != access.PUBLIC:
             assert response.status_code == 401, (endpoint, who)  # a session cookie never opens the API
             continue
         if declared == access.PUBLIC:
