@@ -42,7 +42,9 @@ _today_option = click.option(
 #: does not pay for the web app, SQLAlchemy and the sync agent.
 _LAZY_COMMANDS = {
     "demo": ("appliance.demo", "demo"),
+    "doctor": ("appliance.doctor", "doctor"),
     "journal": ("appliance.journal_cli", "journal"),
+    "provision": ("appliance.provision", "provision"),
     "registry": ("registry.cli", "registry"),
     "scanner": ("hardware.cli", "scanner"),
     "serve": ("appliance.web_cli", "serve"),

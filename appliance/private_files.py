@@ -32,3 +32,32 @@ def private_file(path: str | os.PathLike) -> Path:
         return path
     os.close(fd)
     return path
+
+
+def write_private(path: str | os.PathLike, data: bytes) -> Path:
+    """Replace ``path`` atomically with a 0600 file holding ``data``.
+
+    The bytes go to a temporary file created 0600 (O_EXCL, so never someone
+    else's file) and synced, then renamed over ``path``: after a crash the
+    file is the old one or the new one, never part of either, and it is
+    never readable by others, not even for a moment.
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, FILE_MODE)
+    try:
+        os.fchmod(fd, FILE_MODE)  # the umask can only have narrowed it; make it exact
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)  # the rename itself survives a power cut
+    finally:
+        os.close(directory)
+    return path

@@ -32,6 +32,7 @@ import tomli_w
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from appliance.config import CONFIG_FILE, KNOWN_SCOPES
+from appliance.private_files import write_private
 from appliance.records import Action, ListInfo
 from appliance.verdict import DeviceProfile
 from sync.device_auth import b64url_encode, device_id_for
@@ -295,13 +296,13 @@ def write_enrolment(data_dir: str | os.PathLike, answer: EnrolmentAnswer, *,
         raise EnrolmentError(f"cannot store the lists: {exc.message}") from None
     finally:
         store.close()
-    _write_private(root_path, answer.root_public_key)
-    _write_private(data_dir / CONFIG_FILE, device_config_text(data_dir / CONFIG_FILE, answer.profile).encode())
+    write_private(root_path, answer.root_public_key)
+    write_private(data_dir / CONFIG_FILE, device_config_text(data_dir / CONFIG_FILE, answer.profile).encode())
     record = {"format": FORMAT, "device_id": answer.device_id, "name": answer.name,
               "enrolled_at": answer.enrolled_at, "profile": answer.profile.to_dict()}
     if registry_url:
         record[REGISTRY_URL_KEY] = registry_url
-    _write_private(record_path, (json.dumps(record, indent=2, sort_keys=True) + "\n").encode())
+    write_private(record_path, (json.dumps(record, indent=2, sort_keys=True) + "\n").encode())
     return record_path
 
 
@@ -325,19 +326,3 @@ def device_config_text(path: Path, profile: EnrolmentProfile) -> str:
     settings.update((key, value) for key, value in current.items() if key not in _PROFILE_KEYS)
     return ("# Written by enrolment: scopes and staleness policy come from the device profile.\n"
             + tomli_w.dumps(settings))
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    """Replace ``path`` atomically with a 0600 file holding ``data``."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
