@@ -25,10 +25,11 @@ $(VENV)/.bench-installed: pyproject.toml | $(PY)
 test: $(VENV)/.test-installed
 	$(PY) -m pytest -n auto
 
-# The appliance end to end on its embedded defaults (SQLite files in .demo/,
-# nothing leaves 127.0.0.1). SERVE=1 keeps the counter screen running after.
+# The whole system on one machine: a registry (127.0.0.1:8000), a counter
+# (127.0.0.1:8080), its sync agent and a demo scanner, all SQLite files in
+# .demo/. Ctrl-C stops everything; the next run reuses .demo/.
 demo: $(VENV)/.installed
-	$(PY) -m appliance.cli demo --data-dir .demo $(if $(SERVE),--serve)
+	$(PY) -m appliance.cli demo --data-dir .demo
 
 bench: $(VENV)/.bench-installed
 	$(PY) bench/bench_parse.py
