@@ -284,17 +284,21 @@ def demo(data_dir: Path, registry_port: int, counter_port: int, scan_interval: f
     except KeyboardInterrupt:
         pass
     except DemoError as exc:
-        if stack is not None:
-            stack.stop()
+        _stop(stack)
         fail(str(exc))
     except OSError as exc:
-        if stack is not None:
-            stack.stop()
+        _stop(stack)
         fail(f"the demo cannot use {data_dir}: {exc.strerror or exc}")
     click.echo("\nstopping: demo scanner, counter, sync agent, registry …")
+    _stop(stack)
+    click.echo(f"stopped. `make demo` again reuses {data_dir}; delete it to start afresh.")
+
+
+def _stop(stack: Stack | None) -> None:
+    """Stop the processes; a second Ctrl-C while they stop must not leave the job half done."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     if stack is not None:
         stack.stop()
-    click.echo(f"stopped. `make demo` again reuses {data_dir}; delete it to start afresh.")
 
 
 def _welcome(root: Path, registry_port: int, counter_port: int, state: DemoState, travellers,

@@ -106,16 +106,22 @@ class Stack:
         return None
 
     def stop(self) -> None:
-        """SIGTERM in reverse order, each waited for; SIGKILL what does not stop in time."""
-        for service in reversed(self.services):
-            process = service.process
-            if process is None or process.poll() is not None:
-                continue
+        """SIGTERM to all, newest first, then wait for each; SIGKILL what has not stopped in time.
+
+        All at once rather than one by one: the sync agent's long-poll ends
+        as soon as the registry stops (it answers waiting polls with a
+        heartbeat when told to stop), not after its full wait.
+        """
+        running = [s.process for s in reversed(self.services) if s.process is not None and s.process.poll() is None]
+        for process in running:
             try:
                 process.send_signal(signal.SIGTERM)
-                process.wait(timeout=STOP_SECONDS)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + STOP_SECONDS
+        for process in running:
+            try:
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
-            except ProcessLookupError:
-                pass
