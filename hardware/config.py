@@ -198,7 +198,7 @@ def _framing_options(options: dict, key: str) -> dict:
 
 def _serial(options: dict, key: str, data_dir: Path) -> dict:
     if not isinstance(options.get("port"), str) or not options["port"].strip():
-        raise _error(f"{key}.port", "must be the scanner's device path, such as '/dev/gatecheck-scanner'")
+        raise _error(f"{key}.port", "must be the scanner's device path, such as '/dev/gatecheck-scanner-serial'")
     out = {"port": options["port"].strip(), **_framing_options(options, key)}
     if "baudrate" in options:
         out["baudrate"] = _int(options["baudrate"], f"{key}.baudrate", 50, 4_000_000)
@@ -215,7 +215,7 @@ def _serial(options: dict, key: str, data_dir: Path) -> dict:
 
 def _keyboard(options: dict, key: str, data_dir: Path) -> dict:
     if not isinstance(options.get("device"), str) or not options["device"].strip():
-        raise _error(f"{key}.device", "must be the scanner's input device, such as '/dev/input/gatecheck-scanner'")
+        raise _error(f"{key}.device", "must be the scanner's input device, such as '/dev/gatecheck-scanner-kbd'")
     out = {"device": options["device"].strip(), **_framing_options(options, key)}
     for which, what in (("layout", "a keymap name such as 'us'"), ("enter", "'end' or 'cr'"),
                         ("encoding", "a text encoding such as 'utf-8'")):
