@@ -32,7 +32,17 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from appliance.cli_common import data_dir_option
 from appliance.private_files import FILE_MODE, private_dir, write_private
-from appliance.provision_plan import DirState, Plan, ProvisionError, Refusal, Request, Step, plan
+from appliance.provision_plan import (
+    DirState,
+    Plan,
+    ProvisionError,
+    Refusal,
+    Request,
+    Step,
+    check_root_key,
+    check_transport,
+    plan,
+)
 from sync.cli import DEVICE_KEY_FILE, REGISTRY_URL_KEY, ROOT_KEY_FILE
 from sync.device_auth import device_id_for
 from sync.enrolment import ENROLMENT_FILE
@@ -151,8 +161,14 @@ def _load_key(path: Path) -> Ed25519PrivateKey:
     return key
 
 
-def enroll(data_dir: Path, key_path: Path, registry: str, code: str, name: str) -> str:
-    """POST the code and the public key; save the checked answer. Returns the device id."""
+def enroll(data_dir: Path, key_path: Path, registry: str, code: str, name: str,
+           root_key: bytes | None = None) -> str:
+    """POST the code and the public key; save the checked answer. Returns the device id.
+
+    With ``root_key`` (``--root-key``, taken from the registry's operators out
+    of band) an answer pinning any other root is refused and nothing is saved:
+    whoever answered is not that registry.
+    """
     from sync.enrolment import EnrolmentError, enrolment_request, parse_answer
     from sync.fetcher import FetchError, RequestsFetcher
 
@@ -177,11 +193,15 @@ def enroll(data_dir: Path, key_path: Path, registry: str, code: str, name: str) 
         reason = message or f"HTTP {response.status} from {registry}/v1/enroll: is this the registry's URL?"
         raise ProvisionError(f"the registry refused the enrolment: {reason}")
     try:
-        parse_answer(response.body, public_key=public_key)
+        parsed = parse_answer(response.body, public_key=public_key)
         answer = json.loads(response.body)
     except (EnrolmentError, ValueError) as exc:
         raise ProvisionError(f"the registry's answer cannot be used ({getattr(exc, 'message', exc)}); the code is"
                              f" spent: ask IT to revoke device {device_id} and for a new code") from None
+    if root_key is not None and parsed.root_public_key != root_key:
+        raise ProvisionError(f"{registry} answered with root key {parsed.root_public_key.hex()[:16]}…, not the "
+                             f"{root_key.hex()[:16]}… given with --root-key: nothing was written; check the URL and "
+                             f"the key, and ask IT to revoke device {device_id} and for a new code")
     saved = {"format": ANSWER_FORMAT, "registry": registry, "answer": answer}
     write_private(data_dir / ANSWER_FILE, json.dumps(saved, indent=2, sort_keys=True).encode())
     return device_id
@@ -335,7 +355,8 @@ def finish(data_dir: Path, registry: str) -> None:
 
 # -- the command -----------------------------------------------------------------------
 
-def run_plan(data_dir: Path, the_plan: Plan, code: str | None, name: str, say=click.echo) -> Verification | None:
+def run_plan(data_dir: Path, the_plan: Plan, code: str | None, name: str, say=click.echo, *,
+             root_key: bytes | None = None) -> Verification | None:
     """Carry out the plan's steps in order, saying each one on stderr."""
     if Step.RETIRE in the_plan.steps:
         _refuse_while_units_run()
@@ -348,7 +369,7 @@ def run_plan(data_dir: Path, the_plan: Plan, code: str | None, name: str, say=cl
             make_key(data_dir / NEXT_KEY_FILE)
         elif step is Step.ENROLL:
             key = NEXT_KEY_FILE if the_plan.enrols_next_key else DEVICE_KEY_FILE
-            enroll(data_dir, data_dir / key, the_plan.registry, code or "", name)
+            enroll(data_dir, data_dir / key, the_plan.registry, code or "", name, root_key)
         elif step is Step.RETIRE:
             backup = retire(data_dir, the_plan.retiring)
             say(f"      old enrolment kept in {backup}; its private key was deleted", err=True)
@@ -384,8 +405,12 @@ def _refuse_while_units_run() -> None:
 @click.option("--name", default=None, help="This device's name on the registry's device pages (default: host name).")
 @click.option("--re-enroll", "re_enroll", is_flag=True,
               help="Replace the enrolment: a new key, a new device id (needs a new code; IT revokes the old id).")
+@click.option("--root-key", metavar="HEX", default=None,
+              help="The registry's root public key (64 hex digits, from IT): refuse a registry that pins another.")
+@click.option("--insecure-http", is_flag=True,
+              help="Allow plain http:// to another machine (a closed provisioning network only).")
 def provision(registry_url: str | None, code: str | None, data_dir: Path | None, name: str | None,
-              re_enroll: bool) -> None:
+              re_enroll: bool, root_key: str | None, insecure_http: bool) -> None:
     """Provision this device: key, enrolment, configuration, first sync, verification (docs/provisioning.md).
 
     Safe to run again: a run stopped anywhere resumes where it stopped.
@@ -399,11 +424,14 @@ def provision(registry_url: str | None, code: str | None, data_dir: Path | None,
 
     data_dir = (data_dir or default_data_dir()).expanduser().absolute()
     try:
+        pinned = check_root_key(root_key) if root_key is not None else None
         prepare_dir(data_dir)
         the_plan = plan(read_state(data_dir), Request(registry_url, code, re_enroll))
+        check_transport(the_plan.registry, insecure_http=insecure_http)
         if the_plan.code_unused:
             click.echo("note: enrolment is already done; the code was not used", err=True)
-        verification = run_plan(data_dir, the_plan, code, name or socket.gethostname() or "counter")
+        verification = run_plan(data_dir, the_plan, code, name or socket.gethostname() or "counter",
+                                root_key=pinned)
         print_summary(data_dir, verification, the_plan)
     except ProvisionError as exc:
         _exit(exc.message, exc.exit_code)
@@ -448,6 +476,9 @@ def print_summary(data_dir: Path, verification: Verification | None, the_plan: P
     echo = click.echo
     echo(f"provisioned device {record.get('device_id')} ({record.get('name', '')!s})")
     echo(f"  registry:      {the_plan.registry}")
+    root = data_dir / ROOT_KEY_FILE
+    if root.exists():  # compare with the key `gatecheck registry init` printed, if --root-key was not given
+        echo(f"  root key:      {root.read_bytes().hex()} (pinned)")
     echo(f"  organisation:  {profile.get('organisation') or '(none)'}, {profile.get('kind', '?')}, scopes "
          f"{', '.join(profile.get('scopes', []))}; lists out of date after {profile.get('max_age_hours', '?'):g} h,"
          f" then {'fail closed (CLEAR becomes REFER)' if config.fail_closed else 'fail open (CLEAR with a warning)'}")

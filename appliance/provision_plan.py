@@ -24,6 +24,8 @@ a crash there would need a new code.
 
 from __future__ import annotations
 
+import ipaddress
+
 from dataclasses import dataclass
 from enum import Enum
 from urllib.parse import urlsplit
@@ -126,6 +128,39 @@ def check_registry_url(url: str) -> str:
     if parts.query or parts.fragment:
         raise Refusal(f"--registry {url!r} must be the registry's base URL, without ? or #")
     return url.rstrip("/")
+
+
+def check_transport(url: str, *, insecure_http: bool) -> None:
+    """Plain http only to this machine, unless told the network is closed (``--insecure-http``).
+
+    The enrolment answer carries the lists' token keys and the root key the
+    device will trust from then on: over plain http anyone on the path could
+    read the keys or plant their own root. https (or a root key pinned with
+    ``--root-key``) closes the second; only https closes the first.
+    """
+    parts = urlsplit(url)
+    if parts.scheme != "http" or insecure_http or _loopback(parts.hostname or ""):
+        return
+    raise Refusal(f"--registry {url} is plain http to another machine: the lists' keys would cross the network "
+                  "unencrypted; use https://, or add --insecure-http on a closed provisioning network")
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_root_key(text: str) -> bytes:
+    """``--root-key``: the registry's root public key as `gatecheck registry init` prints it, 64 hex digits."""
+    cleaned = text.strip().lower().replace(":", "")
+    if len(cleaned) != 64 or any(c not in "0123456789abcdef" for c in cleaned):
+        raise Refusal("--root-key must be the registry's root public key as 64 hex digits "
+                      "(`gatecheck registry init` printed it as root_public_key)")
+    return bytes.fromhex(cleaned)
 
 
 def plan(state: DirState, request: Request) -> Plan:

@@ -219,6 +219,33 @@ def test_an_expired_code_is_refused_with_the_registrys_message(registry, tmp_pat
     assert proc.returncode == 1 and one_line(proc.stderr).endswith("enrolment code has expired; ask for a new one")
 
 
+def test_a_registry_answering_with_another_root_key_is_refused_and_nothing_is_written(registry, tmp_path):
+    data = tmp_path / "device"
+    impostor_root = bytes(31) + b"\x01"
+    result = provision(data, "--registry", registry.url, "--code", registry.enroll_code(),
+                       "--root-key", impostor_root.hex())
+    assert result.returncode == 1
+    assert "not the" in one_line(result.stderr) and "--root-key" in result.stderr
+    assert not (data / ANSWER_FILE).exists() and not (data / "registry-root.pub").exists()
+    assert not (data / "enrolment.json").exists()
+
+
+def test_the_right_root_key_given_out_of_band_is_pinned_and_shown(registry, tmp_path):
+    data = tmp_path / "device"
+    result = provision(data, "--registry", registry.url, "--code", registry.enroll_code(),
+                       "--root-key", registry.root_public.hex())
+    assert result.returncode == 0, result.stderr
+    assert (data / "registry-root.pub").read_bytes() == registry.root_public
+    assert registry.root_public.hex() in result.stdout
+
+
+def test_plain_http_to_another_machine_is_refused_before_a_key_is_made(tmp_path):
+    data = tmp_path / "device"
+    result = provision(data, "--registry", "http://192.0.2.10:8480", "--code", "ABCD-EFGH-JKMN-PQRS-TVWX")
+    assert result.returncode == 1 and "plain http" in one_line(result.stderr)
+    assert not (data / "device.key").exists()
+
+
 def test_a_dead_registry_is_one_line_naming_it(tmp_path):
     url = f"http://127.0.0.1:{_free_port()}"
     proc = provision(tmp_path / "device", "--registry", url, "--code", "ABCD-EFGH")

@@ -17,6 +17,8 @@ from appliance.provision_plan import (
     Request,
     Step,
     check_registry_url,
+    check_root_key,
+    check_transport,
     plan,
 )
 
@@ -133,3 +135,25 @@ def test_only_an_http_base_url_is_a_registry(url, fine):
             check_registry_url(url)
     else:
         assert check_registry_url(url) == fine
+
+
+@pytest.mark.parametrize("url, insecure, refused", [
+    ("https://registry.internal", False, False), ("http://127.0.0.1:8480", False, False),
+    ("http://localhost:8480", False, False), ("http://[::1]:8480", False, False),
+    ("http://10.0.0.5:8000", False, True), ("http://registry.internal", False, True),
+    ("http://10.0.0.5:8000", True, False),
+])
+def test_plain_http_is_only_for_this_machine_unless_the_network_is_declared_closed(url, insecure, refused):
+    if refused:
+        with pytest.raises(Refusal, match="plain http"):
+            check_transport(url, insecure_http=insecure)
+    else:
+        check_transport(url, insecure_http=insecure)
+
+
+def test_a_root_key_is_64_hex_digits_with_or_without_colons():
+    assert check_root_key("AB" * 32) == bytes([0xAB]) * 32
+    assert check_root_key(":".join(["ab"] * 32)) == bytes([0xAB]) * 32
+    for bad in ("ab" * 31, "zz" * 32, ""):
+        with pytest.raises(Refusal, match="64 hex digits"):
+            check_root_key(bad)
