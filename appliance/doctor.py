@@ -39,7 +39,9 @@ from appliance.doctor_checks import (
 UNITS = ("gatecheck-appliance.service", "gatecheck-scanner.service", "gatecheck-sync.service")
 #: Files that hold secrets or the device's records: each must be 0600 and owned like the directory.
 PRIVATE_FILES = ("device.key", "device.key.next", "enrolment.json", "enrolment-answer.json", "registry-root.pub",
-                 "gatecheck.toml", "provisioned.json", "sync.db", "journal.db")
+                 "gatecheck.toml", "provisioned.json", "sync.db", "journal.db",
+                 # the scanner's and the scraper's bearer tokens, the operator sessions' signing secret
+                 "api-token", "metrics-token", "web-secret")
 COMMAND_TIMEOUT = 5.0
 
 
@@ -152,7 +154,7 @@ def _outbox(data_dir: Path) -> dict:
     if not (data_dir / FILENAME).is_file():
         return {}
     try:
-        with Outbox(data_dir) as outbox:
+        with Outbox(data_dir, readonly=True) as outbox:  # never migrates or locks the live journal
             pending = outbox.pending(1)
             depth = outbox.depth()
     except JournalDbError as exc:

@@ -107,16 +107,21 @@ MIGRATIONS: tuple[Migration, ...] = (
 )
 
 
-def open_db(path: str | Path, *, create: bool = True) -> sqlite_utils.Database:
+def open_db(path: str | Path, *, create: bool = True, readonly: bool = False) -> sqlite_utils.Database:
     """Open journal.db (a file path, or a data dir holding one) and migrate it.
 
     With ``create=False`` a missing file, or a SQLite file that is not a
     gatecheck journal, is an error instead of being initialised: what
-    ``gatecheck journal verify`` wants.
+    ``gatecheck journal verify`` wants. ``readonly`` (implies create=False)
+    opens it without migrating or taking a write lock: what a look from
+    outside wants (``gatecheck doctor``, possibly run as root, must not
+    migrate the live journal of a counter that is serving).
     """
     path = Path(path)
     if path.is_dir():
         path = path / FILENAME
+    if readonly:
+        return _open_readonly(path)
     if not create and not path.is_file():
         raise JournalDbError(f"no journal at {path}")
     if create:
@@ -213,6 +218,21 @@ def canonical_json(value: Any) -> str:
                       allow_nan=False)
 
 
+def _open_readonly(path: Path) -> sqlite_utils.Database:
+    if not path.is_file():
+        raise JournalDbError(f"no journal at {path}")
+    try:
+        conn = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True,
+                               timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
+        db = sqlite_utils.Database(conn)
+        if not db["migrations"].exists():
+            conn.close()
+            raise JournalDbError(f"{path} is not a gatecheck journal (no migrations table)")
+    except sqlite3.Error as exc:
+        raise JournalDbError(f"{path} is not a readable journal: {exc}") from None
+    return db
+
+
 class SharedConnection:
     """One journal.db connection shared by a server's threads, behind one lock.
 
@@ -220,8 +240,8 @@ class SharedConnection:
     connection and serialises its calls on it.
     """
 
-    def __init__(self, path: str | Path, *, create: bool = True) -> None:
-        self.db = open_db(path, create=create)
+    def __init__(self, path: str | Path, *, create: bool = True, readonly: bool = False) -> None:
+        self.db = open_db(path, create=create, readonly=readonly)
         self._lock = threading.RLock()
 
     def __enter__(self):

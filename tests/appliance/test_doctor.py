@@ -334,6 +334,26 @@ def test_a_device_key_readable_by_others_fails(device):
     assert "readable by other users" in found["enrolment"]["message"]
 
 
+def test_a_bearer_token_readable_by_others_fails(device):
+    (device / "api-token").write_text("scanner-token")
+    os.chmod(device / "api-token", 0o644)
+    status, found = doctor(device)
+    assert status == 1 and found["files"]["level"] == "FAIL"
+    assert "api-token" in found["files"]["message"] and "scanner-token" not in json.dumps(found)
+
+
+def test_doctor_leaves_the_live_journal_byte_for_byte_as_it_was(device):
+    from appliance.journal import Journal
+    from appliance.journal_db import FILENAME
+
+    with Journal(device):  # the journal a counter that has been serving holds
+        pass
+    journal = device / FILENAME
+    before = journal.read_bytes()
+    doctor(device)
+    assert journal.read_bytes() == before
+
+
 def test_doctor_creates_nothing_in_the_data_directory_but_sqlites_own_side_files(device):
     before = {p.name for p in device.iterdir()}
     doctor(device)

@@ -692,3 +692,18 @@ def test_verify_runs_as_a_real_process_with_gatecheck_home(tmp_path):
                              cwd=REPO, timeout=60)
     assert missing.returncode == 1 and "Traceback" not in missing.stderr
     assert missing.stderr.strip() == f"gatecheck: no journal at {tmp_path / 'nowhere' / 'journal.db'}"
+
+
+def test_a_read_only_look_at_the_journal_can_neither_write_nor_migrate_it(tmp_path):
+    with Journal(tmp_path):
+        pass
+    db = open_db(tmp_path, readonly=True)
+    try:
+        applied = db.execute("SELECT count(*) FROM migrations").fetchone()[0]
+        assert applied == len(MIGRATIONS)
+        with pytest.raises(sqlite3.OperationalError, match="readonly"):
+            db.execute("DELETE FROM migrations")
+    finally:
+        db.conn.close()
+    with pytest.raises(JournalDbError, match="no journal"):
+        open_db(tmp_path / "elsewhere", readonly=True)
