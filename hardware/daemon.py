@@ -28,6 +28,7 @@ from pathlib import Path
 from queue import Empty, SimpleQueue
 from typing import Callable, Sequence
 
+from appliance.private_files import write_private
 from hardware.indicators import DENY, QUEUED, REFER, UNREADABLE, Indicators
 from hardware.scan import CAMERA, STATUS_FILE, Scan, Source
 
@@ -229,6 +230,7 @@ class ScannerDaemon:
         self._started_at = wall()
         self._status_written: dict | None = None
         self._status_at = float("-inf")
+        self._status_problem: str | None = None
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -374,24 +376,22 @@ class ScannerDaemon:
         if not force and current == self._status_written and now - self._status_at < STATUS_EVERY_SECONDS:
             return
         document = {**current, "updated_at": self.wall()}
-        write_atomically(self.status_path, json.dumps(document, indent=2, sort_keys=True) + "\n")
+        try:
+            write_private(self.status_path, (json.dumps(document, indent=2, sort_keys=True) + "\n").encode())
+        except OSError as exc:
+            # The file only reports; scans must keep flowing on a full or read-only disk.
+            problem = f"cannot write {self.status_path}: {exc.strerror or exc}"
+            if problem != self._status_problem:
+                log.warning("%s; scans still go to the appliance", problem)
+                self._status_problem = problem
+            self._status_at = now  # try again at the next interval, not on every turn of the loop
+            return
+        if self._status_problem is not None:
+            log.info("status file written again")
+            self._status_problem = None
         self._status_written = current
         self._status_at = now
 
 
 def _scans(n: int) -> str:
     return f"{n} scan" if n == 1 else f"{n} scans"
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Replace ``path`` whole: readers see the old file or the new one, never half of one."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise

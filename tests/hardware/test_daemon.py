@@ -321,3 +321,33 @@ def test_a_payload_the_daemon_decoded_from_a_camera_is_journaled_under_the_camer
                             headers=headers, timeout=10)
     assert refused.status_code == 400 and refused.json()["error"]["code"] == "bad_channel"
     assert [e["channel"] for e in journal(counter)] == ["camera"]  # the refusal stored nothing
+
+
+def test_a_status_file_that_cannot_be_written_costs_the_status_not_the_scans(counter, tmp_path):
+    """A full or read-only disk under the status file: one warning, and the scans still reach the counter."""
+    demo = tmp_path / "demo"
+    demo.mkdir()
+    shutil.copy(SAMPLES / "passport-td3.txt", demo / "1-passport.txt")
+    shutil.copy(SAMPLES / "licence-ca.txt", demo / "2-licence-ca.txt")
+    (counter.data_dir / STATUS_FILE).mkdir()  # a directory where the file goes: every write fails
+    add_scanner_table(counter.data_dir, f"""
+[scanner]
+appliance_url = "{counter.url}"
+
+[[scanner.sources]]
+kind = "replay"
+name = "demo"
+path = "{demo}"
+interval_seconds = 0.2
+loop = false
+""")
+    daemon = Daemon(counter.data_dir)
+    try:
+        events = wait_journal(counter, 2)
+        assert daemon.process.poll() is None  # still running
+    finally:
+        code = daemon.stop()
+    log = daemon.output()
+    assert code == 0, log
+    assert [e["verdict"] for e in events] == ["DENY", "CLEAR"]
+    assert log.count(f"cannot write {counter.data_dir / STATUS_FILE}") == 1 and "Traceback" not in log

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from appliance.device_status import scanner_state
 from hardware.cli import scanner
-from hardware.daemon import write_atomically
+from appliance.private_files import write_private
 from hardware.scan import STATUS_FILE, STATUS_STALE_SECONDS, SourceState
 
 
@@ -27,7 +27,7 @@ def status_document(*, updated_at: float, running: bool = True, connected: bool 
 
 
 def write(data_dir, document: dict) -> None:
-    write_atomically(data_dir / STATUS_FILE, json.dumps(document))
+    write_private(data_dir / STATUS_FILE, json.dumps(document).encode())
 
 
 def test_a_running_daemon_with_its_scanner_connected_is_ok(tmp_path):
