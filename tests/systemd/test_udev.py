@@ -46,3 +46,9 @@ def test_the_scanner_unit_may_open_every_kind_of_node_the_rules_name():
     assert subsystems == set(needs)
     for subsystem in subsystems:
         assert needs[subsystem] <= allowed, subsystem
+
+
+def test_the_kiosk_compositor_is_told_to_ignore_the_scanners_key_events():
+    """The grab protects the browser only while the daemon runs; libinput must never open the scanner."""
+    events = [line for line in rules() if 'SUBSYSTEM=="input"' in line and "GROUP=" in line]
+    assert events and all('ENV{LIBINPUT_IGNORE_DEVICE}="1"' in line for line in events)

@@ -14,6 +14,7 @@ import subprocess
 
 import pytest
 
+from appliance.provision import DONE_FILE
 from tests.systemd.units import (KIOSK, SERVICES, SYSTEMD_ANALYZE, UNITS, exposure, parse_unit, value,
                                  values, words)
 
@@ -67,6 +68,16 @@ def test_the_appliance_units_share_one_user_and_the_data_directory():
              for u in (parse_unit(UNITS / n) for n in
                        ("gatecheck-appliance.service", "gatecheck-sync.service", "gatecheck-scanner.service"))}
     assert users == {("gatecheck", "gatecheck")}
+
+
+@pytest.mark.parametrize("name", ["gatecheck-appliance.service", "gatecheck-sync.service",
+                                  "gatecheck-scanner.service"])
+def test_device_units_wait_for_a_finished_provisioning_and_work_in_the_state_directory(name):
+    unit = parse_unit(UNITS / name)
+    # provisioned.json is written last, after the first sync is verified (docs/provisioning.md)
+    assert value(unit, "Unit", "ConditionPathExists") == f"/var/lib/gatecheck/{DONE_FILE}"
+    # not / (read-only under ProtectSystem=strict): lgpio makes its pipes in the working directory
+    assert value(unit, "Service", "WorkingDirectory") == "%S/gatecheck"
 
 
 def test_only_the_scanner_gets_the_scanner_group_and_its_devices_by_class():
