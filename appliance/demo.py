@@ -16,7 +16,6 @@ Everything stays on 127.0.0.1, in SQLite files under the data directory.
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import signal
 import subprocess
@@ -30,7 +29,7 @@ import click
 
 from appliance.cli_common import fail
 from appliance.demo_stack import DemoError, Service, Stack, answers
-from appliance.private_files import private_dir
+from appliance.private_files import private_dir, write_private
 from appliance.provision_plan import EXIT_ALREADY_PROVISIONED
 
 STATE_FILE = "demo.json"
@@ -38,10 +37,13 @@ STATE_FILE = "demo.json"
 SCAN_INTERVAL = 4.0
 
 
-def _gatecheck(*args: str, stdin: str | None = None, timeout: float = 600, done: tuple[int, ...] = (0,)) -> str:
+def _gatecheck(*args: str, stdin: str | None = None, timeout: float = 600, done: tuple[int, ...] = (0,),
+               already: str | None = None) -> str:
     """Run a `gatecheck` command as an operator would; its one-line error becomes a DemoError.
 
-    ``done`` are the exit statuses that mean success (`provision` says 3 when already provisioned).
+    ``done`` are the exit statuses that mean success (`provision` says 3 when
+    already provisioned); an error containing ``already`` means an earlier,
+    interrupted run did the step but was stopped before recording it.
     """
     try:
         proc = subprocess.run([sys.executable, "-m", "appliance.cli", *args], input=stdin, capture_output=True,
@@ -50,6 +52,8 @@ def _gatecheck(*args: str, stdin: str | None = None, timeout: float = 600, done:
         raise DemoError(f"`gatecheck {' '.join(args[:3])}` did not finish in {timeout:.0f} s") from None
     if proc.returncode not in done:
         lines = [line for line in proc.stderr.splitlines() if line.strip()] or ["(no message)"]
+        if already is not None and already in lines[-1]:
+            return proc.stdout
         raise DemoError(f"`gatecheck {' '.join(args[:3])}` failed: {lines[-1].strip()}")
     return proc.stdout
 
@@ -70,13 +74,12 @@ class DemoState:
         return step in self.data.get("done", [])
 
     def mark(self, step: str, **values) -> None:
-        self.data.update(values)
         self.data.setdefault("done", []).append(step)
-        tmp = self.path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as out:
-            json.dump(self.data, out, indent=2)
-        os.replace(tmp, self.path)
+        self.save(**values)
+
+    def save(self, **values) -> None:
+        self.data.update(values)
+        write_private(self.path, json.dumps(self.data, indent=2).encode())
 
 
 def build_registry(root: Path, state: DemoState, say) -> None:
@@ -86,7 +89,7 @@ def build_registry(root: Path, state: DemoState, say) -> None:
     registry = str(root / "registry")
     if not state.done("init"):
         say("creating the registry (root key, signing key)")
-        _gatecheck("registry", "init", "--data-dir", registry)
+        _gatecheck("registry", "init", "--data-dir", registry, already="already holds registry keys")
         state.mark("init")
     for spec in world.LISTS:
         step = f"list:{spec['list_id']}"
@@ -95,7 +98,8 @@ def build_registry(root: Path, state: DemoState, say) -> None:
         _gatecheck("registry", "list", "create", spec["list_id"], "--data-dir", registry, "--name", spec["name"],
                    "--authority", spec["authority"], "--legal-basis", spec["legal_basis"],
                    *[arg for scope in spec["scopes"] for arg in ("--scope", scope)],
-                   "--default-action", spec["default_action"], "--redress", spec["redress"], "--by", "list-admin-1")
+                   "--default-action", spec["default_action"], "--redress", spec["redress"], "--by", "list-admin-1",
+                   already="already exists")
         state.mark(step)
     if not state.done("categories"):
         _gatecheck("registry", "list", "categories", world.AVIATION_LIST["list_id"], "--data-dir", registry,
@@ -103,14 +107,17 @@ def build_registry(root: Path, state: DemoState, say) -> None:
         state.mark("categories")
     logins = dict(state.data.get("logins", {}))
     for username, roles, orgs in world.USERS:
-        if username in logins:
+        step = f"user:{username}"
+        if state.done(step):
             continue
-        password = secrets.token_urlsafe(12)
+        # The password is recorded before the user is made, so an interrupted run's user keeps a known one.
+        logins.setdefault(username, secrets.token_urlsafe(12))
+        state.save(logins=logins)
         _gatecheck("registry", "user", "add", username, "--data-dir", registry, "--password-stdin", "--by", "demo",
                    *[arg for role in roles for arg in ("--role", role)],
-                   *[arg for org in orgs for arg in ("--org", org)], stdin=password + "\n")
-        logins[username] = password
-        state.mark(f"user:{username}", logins=logins)
+                   *[arg for org in orgs for arg in ("--org", org)], stdin=logins[username] + "\n",
+                   already=f"user '{username}' exists")
+        state.mark(step)
     imports = root / "imports"
     imports.mkdir(exist_ok=True)
     for spec in world.LISTS:
@@ -151,12 +158,13 @@ def configure_counter(root: Path, counter_port: int, state: DemoState, scan_inte
     from werkzeug.security import generate_password_hash
 
     from appliance.config import CONFIG_FILE
-    from appliance.private_files import private_file
-
     if "pin" not in state.data:
         state.mark("pin", pin=f"{secrets.randbelow(10**6):06d}")
     path = root / "device" / CONFIG_FILE
-    settings = tomllib.loads(path.read_text("utf-8"))
+    try:
+        settings = tomllib.loads(path.read_text("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise DemoError(f"{path} is damaged ({exc}); delete the demo directory to start afresh") from None
     settings["port"] = counter_port
     operators = settings.setdefault("operators", {})
     if "demo" not in operators:
@@ -165,8 +173,7 @@ def configure_counter(root: Path, counter_port: int, state: DemoState, scan_inte
     settings["scanner"] = {"sources": [{"kind": "replay", "name": "demo-scanner",
                                         "path": str(root / "scanner-samples"),
                                         "interval_seconds": scan_interval}]}
-    private_file(path)
-    path.write_text(tomli_w.dumps(settings), "utf-8")
+    write_private(path, tomli_w.dumps(settings).encode())
 
 
 def write_samples(root: Path) -> list:
@@ -264,16 +271,18 @@ def demo(data_dir: Path, registry_port: int, counter_port: int, scan_interval: f
         if not state.done("provision"):
             say(f"first run: building the demo in {root} (under a minute; later runs reuse it)")
         build_registry(root, state, say)
-        registry, *device = services(root, registry_port, counter_port)
+        registry, agent, counter, scanner = services(root, registry_port, counter_port)
         stack = Stack()
         stack.add(registry)  # first: provisioning enrols over HTTP
         provision_counter(root, f"http://127.0.0.1:{registry_port}", state, say)
         configure_counter(root, counter_port, state, scan_interval)
         travellers = write_samples(root)
-        for service in device:
-            stack.add(service)
-        _welcome(root, registry_port, counter_port, state, travellers, scan_interval)
+        stack.add(agent)
+        stack.add(counter)
         feed = VerdictFeed(f"http://127.0.0.1:{counter_port}", root / "device" / "api-token")
+        feed.new_lines()  # from here on: the scanner's first document is the first line shown
+        stack.add(scanner)
+        _welcome(root, registry_port, counter_port, state, travellers, scan_interval)
         while not stopping:
             dead = stack.dead()
             if dead is not None:

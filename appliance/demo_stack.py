@@ -1,12 +1,13 @@
 """Run the demo's processes together and stop them together.
 
 A small supervisor, not a service manager: on a real device systemd runs
-the same commands (systemd/). Each process gets its own session, so a
-Ctrl-C at the terminal reaches only the supervisor, which then stops the
-processes in the reverse order of their start: the scanner before the
-counter it posts to, the counter and agent before the registry they talk
-to. Each one's output goes to a log file; when one dies, the supervisor
-says which, quotes the last line of its log, and stops the rest.
+the same commands (systemd/). They start in order, each waited for (the
+registry before the counter that enrols with it, the counter before the
+scanner that posts to it). Each process gets its own session, so a Ctrl-C
+at the terminal reaches only the supervisor, which then stops them all;
+and the kernel stops them if the supervisor itself is killed. Each one's
+output goes to a log file; when one dies, the supervisor says which, quotes
+the last line of its log, and stops the rest.
 """
 
 from __future__ import annotations
