@@ -155,7 +155,7 @@ _SERIAL = {"port", "baudrate", "bytesize", "parity", "stopbits", "suffix", "pref
            "max_bytes", "reconnect_seconds"}
 _KEYBOARD = {"device", "layout", "enter", "encoding", "suffix", "prefix", "idle_seconds", "max_bytes",
              "reconnect_seconds"}
-_CAMERA = {"device", "fps", "width", "height", "hold_seconds", "loop", "retry_seconds"}
+_CAMERA = {"device", "fps", "capture_fps", "width", "height", "hold_seconds", "loop", "retry_seconds"}
 _REPLAY = {"path", "interval_seconds", "loop"}
 _ALLOWED = {"serial": _SERIAL, "keyboard": _KEYBOARD, "camera": _CAMERA, "replay": _REPLAY}
 
@@ -246,6 +246,8 @@ def _camera(options: dict, key: str, data_dir: Path) -> dict:
     out: dict[str, Any] = {"device": device}
     if "fps" in options:
         out["fps"] = _number(options["fps"], f"{key}.fps", 0.5, 60)
+    if "capture_fps" in options:
+        out["capture_fps"] = _number(options["capture_fps"], f"{key}.capture_fps", 1, 120)
     if ("width" in options) != ("height" in options):
         raise _error(f"{key}.{'height' if 'width' in options else 'width'}", "is needed with the other: "
                      "give both width and height, or neither")

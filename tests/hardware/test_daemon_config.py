@@ -68,6 +68,7 @@ kind = "camera"
 name = "desk-cam"
 device = "counter.avi"
 fps = 8
+capture_fps = 15
 width = 1280
 height = 720
 
@@ -86,7 +87,8 @@ buzzer = 22
     assert (serial.kind, serial.name, dict(serial.options)) == ("serial", "front", {
         "port": "/dev/gatecheck-scanner", "baudrate": 115200, "suffix": "04", "idle_seconds": None})
     assert (keyboard.name, keyboard.options["layout"]) == ("keyboard-1", "de")
-    assert dict(camera.options) == {"device": str(video), "fps": 8.0, "width": 1280, "height": 720}
+    assert dict(camera.options) == {"device": str(video), "fps": 8.0, "capture_fps": 15.0, "width": 1280,
+                                    "height": 720}
     assert (config.indicators.green, config.indicators.red, config.indicators.buzzer) == (17, "GPIO27", 22)
 
     pytest.importorskip("serial")
@@ -97,7 +99,8 @@ buzzer = 22
     built = build_source(keyboard)
     assert (built.device, built.layout, built.framing.idle_seconds) == ("/dev/gatecheck-scanner-kbd", "de", 0.5)
     built = build_source(camera)
-    assert isinstance(built, CameraSource) and (built.fps, built.width, built.is_file) == (8.0, 1280, True)
+    assert isinstance(built, CameraSource) and (built.fps, built.capture_fps, built.width, built.is_file) == (
+        8.0, 15.0, 1280, True)
     built = build_source(replay)
     assert isinstance(built, ReplaySource) and built.interval == 2.5 and built.files[0].parent == SAMPLES
 
@@ -130,6 +133,8 @@ idle_seconds = 0.2
      "is not a setting"),
     ('[[scanner.sources]]\nkind = "camera"\ndevice = 0\nfps = "fast"\n', "scanner.sources[0].fps",
      "from 0.5 to 60"),
+    ('[[scanner.sources]]\nkind = "camera"\ndevice = 0\ncapture_fps = 500\n', "scanner.sources[0].capture_fps",
+     "from 1 to 120"),
     ('[[scanner.sources]]\nkind = "camera"\ndevice = 0\nwidth = 640\n', "scanner.sources[0].height",
      "both width and height"),
     ('[[scanner.sources]]\nkind = "camera"\ndevice = "missing.avi"\n', "scanner.sources[0].device",
