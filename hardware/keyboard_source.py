@@ -28,7 +28,7 @@ from evdev import ecodes
 
 from hardware.framing import DEFAULT_MAX_BYTES, Dropped, Framer, Framing
 from hardware.keymap import KeyDecoder, layout_named
-from hardware.scan import SCANNER, Emit, Scan, SourceState
+from hardware.scan import Emit, SourceState, deliver_frames
 
 log = logging.getLogger(__name__)
 
@@ -210,7 +210,7 @@ class KeyboardSource:
                 items = self.stream.events(events, now)
             else:
                 items = self.stream.poll(now)
-            self._deliver(items, emit)
+            deliver_frames(self.state, items, emit, log)
             for key in self.stream.unknown:
                 if key not in reported:  # once per key per connection: no log spam
                     reported.add(key)
@@ -221,16 +221,6 @@ class KeyboardSource:
                 next_path_check = now + PATH_CHECK_SECONDS
                 if not os.path.exists(self.device):
                     raise OSError(errno.ENODEV, "device path vanished")
-
-    def _deliver(self, items: list[bytes | Dropped], emit: Emit) -> None:
-        for item in items:
-            if isinstance(item, Dropped):
-                self.state.detail = item.reason
-                log.warning("scanner %s: %s", self.name, item.reason)
-                continue
-            self.state.scans += 1
-            self.state.last_scan_at = time.time()
-            emit(Scan(source=self.name, payload=item, channel=SCANNER))
 
     def _describe_framing(self) -> str:
         ends = ["Enter"] if self.enter == "end" else []

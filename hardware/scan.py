@@ -15,7 +15,9 @@ daemon is not running.
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 from dataclasses import dataclass
 from typing import Callable, Protocol
 
@@ -75,3 +77,21 @@ class Source(Protocol):
     state: SourceState
 
     def run(self, emit: Emit, stop: threading.Event) -> None: ...
+
+
+def deliver_frames(state: SourceState, frames: list, emit: Emit, log: logging.Logger) -> None:
+    """Framed reads (hardware/framing.py) of a byte-stream scanner, as scans; a dropped frame is logged.
+
+    Shared by the serial and keyboard-wedge sources, whose reads are framed
+    the same way.
+    """
+    from hardware.framing import Dropped
+
+    for frame in frames:
+        if isinstance(frame, Dropped):
+            state.detail = frame.reason
+            log.warning("scanner %s: %s", state.name, frame.reason)
+            continue
+        state.scans += 1
+        state.last_scan_at = time.time()
+        emit(Scan(source=state.name, payload=frame, channel=SCANNER))

@@ -24,8 +24,8 @@ from typing import Callable
 import serial
 from serial.tools import list_ports
 
-from hardware.framing import Dropped, Framer, Framing
-from hardware.scan import SCANNER, Emit, Scan, SourceState
+from hardware.framing import Framer, Framing
+from hardware.scan import Emit, SourceState, deliver_frames
 
 log = logging.getLogger(__name__)
 
@@ -153,22 +153,11 @@ class SerialSource:
                 items = framer.feed(data, now)
             else:
                 items = framer.poll(now)
-            self._deliver(items, emit)
+            deliver_frames(self.state, items, emit, log)
             if now >= next_path_check:
                 next_path_check = now + PATH_CHECK_SECONDS
                 if not os.path.exists(self.port):
                     raise OSError(errno.ENODEV, "device path vanished")
-
-    def _deliver(self, items: list[bytes | Dropped], emit: Emit) -> None:
-        for item in items:
-            if isinstance(item, Dropped):
-                self.state.detail = item.reason
-                log.warning("scanner %s: %s", self.name, item.reason)
-                continue
-            self.state.scans += 1
-            self.state.last_scan_at = time.time()
-            emit(Scan(source=self.name, payload=item, channel=SCANNER))
-
 
 def port_identity(path: str) -> str:
     """USB vendor:product, serial number and product name of the port, else its path.
