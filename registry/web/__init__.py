@@ -31,6 +31,8 @@ from registry.web.throttle import LoginThrottle
 
 csrf = CSRFProtect()
 SECRET_FILE = "web-secret"
+#: The scrape-only token for GET /metrics (0600), made at first start like web-secret.
+METRICS_TOKEN_FILE = "metrics-token"
 SESSION_HOURS = 8
 
 
@@ -64,26 +66,31 @@ class UiServices:
 
 def secret_key(data_dir: Path) -> str:
     """The session-signing key, made once per data directory (0600) and shared by every process."""
+    key = shared_secret(data_dir, SECRET_FILE, lambda: secrets.token_hex(32))
+    if len(key) < 32:
+        raise RuntimeError(f"{data_dir / SECRET_FILE} holds no usable session key; delete it and restart")
+    return key
+
+
+def shared_secret(data_dir: Path, name: str, make) -> str:
+    """``data_dir/name``, made once (0600) by whichever server process gets there first."""
     import os
 
     from appliance.private_files import FILE_MODE
 
-    path = data_dir / SECRET_FILE
+    path = data_dir / name
     if not path.exists():
-        tmp = path.with_name(f".{SECRET_FILE}.{os.getpid()}")
+        tmp = path.with_name(f".{name}.{os.getpid()}")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
         with os.fdopen(fd, "w") as handle:
-            handle.write(secrets.token_hex(32))
+            handle.write(make())
         try:
-            os.link(tmp, path)  # exclusive: of two processes starting at once, one key wins
+            os.link(tmp, path)  # exclusive: of two processes starting at once, one value wins
         except FileExistsError:
             pass
         finally:
             tmp.unlink()
-    key = path.read_text().strip()
-    if len(key) < 32:
-        raise RuntimeError(f"{path} holds no usable session key; delete it and restart")
-    return key
+    return path.read_text().strip()
 
 
 def init_ui(app: Flask, engine: Engine, *, data_dir: Path | None = None) -> None:
@@ -94,6 +101,10 @@ def init_ui(app: Flask, engine: Engine, *, data_dir: Path | None = None) -> None
         # Without a data directory (an app configured piece by piece, as in
         # tests) the key lives as long as the process: sessions end at restart.
         app.config["SECRET_KEY"] = secret_key(data_dir) if data_dir is not None else secrets.token_hex(32)
+    if data_dir is not None and not app.config.get("METRICS_TOKEN"):
+        # What a Prometheus server sends for GET /metrics and nothing else (docs/metrics.md).
+        app.config["METRICS_TOKEN"] = shared_secret(data_dir, METRICS_TOKEN_FILE,
+                                                    lambda: "gcm_" + secrets.token_urlsafe(32))
     app.config.setdefault("SESSION_COOKIE_NAME", "gatecheck_registry")
     app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
     app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")

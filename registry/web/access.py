@@ -21,6 +21,7 @@ one be added later, a 403 at request time: never open by omission.
 
 from __future__ import annotations
 
+import hmac
 from typing import Callable
 
 from flask import Flask, abort, current_app, g, redirect, request, url_for
@@ -93,7 +94,7 @@ def install(app: Flask) -> None:
             return None
         level = access_of(app, endpoint)
         if endpoint.partition(".")[0] in API_BLUEPRINTS:
-            return _check_token(level)
+            return _check_token(level, app.view_functions.get(endpoint))
         if level in (PUBLIC, DEVICE):
             return None
         if not isinstance(level, frozenset):
@@ -105,7 +106,14 @@ def install(app: Flask) -> None:
         return None
 
 
-def _check_token(level: str | frozenset | None) -> None:
+def scrape_token_accepted(view: Callable) -> Callable:
+    """Also open ``view`` to the registry's scrape-only token (``metrics-token``): Prometheus needs
+    no user, and an IT admin's token in its configuration could revoke devices."""
+    view.scrape_token = True  # type: ignore[attr-defined]
+    return view
+
+
+def _check_token(level: str | frozenset | None, view: Callable | None = None) -> None:
     """API requests: the bearer token alone says who calls; a session cookie is not even looked at."""
     if level == PUBLIC:
         return None
@@ -115,6 +123,11 @@ def _check_token(level: str | frozenset | None) -> None:
     if scheme.lower() != "bearer" or not token.strip():
         raise AccessRefused(401, "missing_token", "send a user's API token as 'Authorization: Bearer gck_...' "
                                                   "(gatecheck registry user token)")
+    scrape_token = current_app.config.get("METRICS_TOKEN")
+    if getattr(view, "scrape_token", False) and scrape_token and \
+            hmac.compare_digest(token.strip().encode(), scrape_token.encode()):
+        g.api_user = None  # a scraper: no user, no organisation scope
+        return None
     user = current_app.extensions["gatecheck_ui"].accounts.user_for_token(token.strip())
     if user is None:
         raise AccessRefused(401, "invalid_token", "the API token is unknown or revoked, or its user is disabled")
@@ -124,6 +137,6 @@ def _check_token(level: str | frozenset | None) -> None:
     return None
 
 
-def api_user() -> User:
-    """The user whose token authenticated this API request."""
+def api_user() -> User | None:
+    """The user whose token authenticated this API request (None for the scrape-only token)."""
     return g.api_user

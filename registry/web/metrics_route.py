@@ -1,5 +1,7 @@
-"""``GET /metrics``: the registry's Prometheus exposition, for an IT admin's API token (docs/metrics.md).
+"""``GET /metrics``: the registry's Prometheus exposition (docs/metrics.md).
 
+For the data directory's scrape-only ``metrics-token`` (what a Prometheus
+server should hold: it opens nothing else) or an IT admin's API token.
 Authenticated like the JSON API (registry/web/access.py, ``API_BLUEPRINTS``):
 the bearer token alone, never a session, so a page open in an IT admin's
 browser cannot be made to leak it. An IT admin scoped to organisations sees
@@ -19,7 +21,7 @@ from registry.api import errors
 from registry.db import RegistryError
 from registry.devices import device_of, devices, lists_of
 from registry.metrics import DeviceRow, RegistryCollector, list_rows
-from registry.web.access import api_user, roles_required
+from registry.web.access import api_user, roles_required, scrape_token_accepted
 from registry.web.device_pages import SILENT_AFTER_SECONDS
 
 bp = Blueprint("metrics", __name__)
@@ -28,7 +30,8 @@ bp.register_error_handler(Exception, errors.internal_error)
 
 
 def _device_rows() -> list[DeviceRow]:
-    orgs = api_user().orgs
+    user = api_user()
+    orgs = user.orgs if user is not None else ()  # the scrape-only token sees the whole fleet
     query = select(devices).order_by(devices.c.device_id)
     if orgs:
         query = query.where(devices.c.org.in_(sorted(orgs)))
@@ -40,6 +43,7 @@ def _device_rows() -> list[DeviceRow]:
 
 @bp.get("/metrics")
 @roles_required(Role.IT_ADMIN)
+@scrape_token_accepted
 def metrics():
     ui = current_app.extensions["gatecheck_ui"]
     registry = CollectorRegistry()

@@ -164,6 +164,24 @@ def test_metrics_refuse_anonymous_and_every_role_but_it_admin_and_scope_devices_
     assert value(revoked, "gatecheck_registry_devices", status=STATUS_DISABLED) == 1
 
 
+def test_the_scrape_only_token_opens_metrics_for_the_whole_fleet_and_nothing_else(world, tmp_path):
+    """What a Prometheus server should hold: not an IT admin's token, which could revoke devices."""
+    server, tokens = world
+    device = LiveDevice(tmp_path / "device", server)
+    assert device.run_agent().returncode == 0
+    path = server.data_dir / "metrics-token"
+    assert path.stat().st_mode & 0o777 == 0o600
+    scrape = path.read_text().strip()
+    status, _, body = get(server, scrape)
+    assert status == 200 and device_series(samples(body), device.device_id)
+    assert get(server, scrape[:-1] + ("A" if scrape[-1] != "A" else "B"))[0] == 401
+    # It is no user's token: the JSON API does not know it.
+    request = urllib.request.Request(server.url + "/api/v1/me", headers={"Authorization": f"Bearer {scrape}"})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=10)
+    assert refused.value.code == 401
+
+
 # -- the collector alone ---------------------------------------------------------------------
 
 NOW = 1_795_000_000
