@@ -7,6 +7,7 @@ wrong lists. The file format is in docs/configuration.md.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
 import re
@@ -67,6 +68,16 @@ class DeviceConfig:
     def profile(self) -> DeviceProfile:
         """The part of the configuration the verdict rules see."""
         return DeviceProfile(scopes=self.scopes, max_age=self.max_age, fail_closed=self.fail_closed)
+
+
+def is_loopback_host(host: str) -> bool:
+    """``localhost`` or a loopback address (127.0.0.0/8, ::1): reachable from this machine only."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def default_data_dir(env: Mapping[str, str] | None = None) -> Path:

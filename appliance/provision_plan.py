@@ -24,11 +24,11 @@ a crash there would need a new code.
 
 from __future__ import annotations
 
-import ipaddress
-
 from dataclasses import dataclass
 from enum import Enum
 from urllib.parse import urlsplit
+
+from appliance.config import is_loopback_host
 
 #: Exit status of a run refused because the device is already provisioned (docs/provisioning.md).
 EXIT_ALREADY_PROVISIONED = 3
@@ -139,19 +139,10 @@ def check_transport(url: str, *, insecure_http: bool) -> None:
     ``--root-key``) closes the second; only https closes the first.
     """
     parts = urlsplit(url)
-    if parts.scheme != "http" or insecure_http or _loopback(parts.hostname or ""):
+    if parts.scheme != "http" or insecure_http or is_loopback_host(parts.hostname or ""):
         return
     raise Refusal(f"--registry {url} is plain http to another machine: the lists' keys would cross the network "
                   "unencrypted; use https://, or add --insecure-http on a closed provisioning network")
-
-
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def check_root_key(text: str) -> bytes:

@@ -25,7 +25,6 @@ from appliance.cli_common import data_dir_option, fail
 #: Worker threads: each open event stream holds one (at most 8, api.MAX_STREAMS),
 #: the rest serve scans, pages and status.
 THREADS = 16
-LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 #: Waitress buffers a request body before the app sees it; past this it refuses
 #: with its own plain-text 413 and buffers nothing. Below it, the app answers
 #: oversized bodies with a JSON 413 (appliance/web/__init__.py).
@@ -45,7 +44,7 @@ def serve(data_dir: Path | None, host: str | None, port: int | None) -> None:
     """
     import waitress
 
-    from appliance.config import ConfigError, load_config
+    from appliance.config import ConfigError, is_loopback_host, load_config
     from appliance.systemd_notify import ServiceNotifier
     from appliance.web import create_app
 
@@ -62,7 +61,7 @@ def serve(data_dir: Path | None, host: str | None, port: int | None) -> None:
         app = create_app(config)
     except Exception as exc:  # a damaged data dir is one line, never a traceback
         fail(f"cannot start the counter app: {getattr(exc, 'message', exc)}")
-    if config.host not in LOOPBACK:
+    if not is_loopback_host(config.host):
         click.echo(f"gatecheck: warning: listening on {config.host}, reachable from other machines "
                    "without TLS", err=True)
     socket_map: dict = {}  # ours, so the main loop below can poll it

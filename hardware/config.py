@@ -13,7 +13,6 @@ token opens POST /api/scan, and must not cross a network (docs/counter.md).
 
 from __future__ import annotations
 
-import ipaddress
 import math
 import re
 import tomllib
@@ -23,7 +22,7 @@ from types import MappingProxyType
 from typing import Any, Mapping
 from urllib.parse import urlsplit
 
-from appliance.config import CONFIG_FILE, ConfigError, DeviceConfig, load_config
+from appliance.config import CONFIG_FILE, ConfigError, DeviceConfig, is_loopback_host, load_config
 
 TABLE = "scanner"
 #: A queued scan is a person at the counter waiting: a few, never a backlog (hardware/daemon.py).
@@ -110,22 +109,13 @@ def parse_scanner_table(table: Any, device: DeviceConfig) -> ScannerConfig:
 # -- the appliance ------------------------------------------------------------
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def _appliance_url(value: Any, device: DeviceConfig) -> str:
     key = "scanner.appliance_url"
     if value is None:
         host = device.host
         if host in _WILDCARD:
             host = "127.0.0.1"  # listening everywhere includes loopback
-        if not _is_loopback(host):
+        if not is_loopback_host(host):
             raise _error(key, f"has no default: the counter app listens on {host}, not on this machine's "
                               "loopback; set host to 127.0.0.1 or 0.0.0.0")
         host = f"[{host}]" if ":" in host else host
@@ -135,7 +125,7 @@ def _appliance_url(value: Any, device: DeviceConfig) -> str:
     parts = urlsplit(value.strip())
     if parts.scheme != "http" or not parts.hostname:
         raise _error(key, f"must be an http:// URL of the counter app on this machine, got {value!r}")
-    if not _is_loopback(parts.hostname):
+    if not is_loopback_host(parts.hostname):
         # The scanner token would travel in clear across a network.
         raise _error(key, f"must be on this machine (127.0.0.1, ::1 or localhost), not {parts.hostname!r}")
     if parts.username or parts.password or parts.query or parts.fragment or parts.path not in ("", "/"):

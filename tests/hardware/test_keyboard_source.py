@@ -23,17 +23,10 @@ from hardware.framing import Framing  # noqa: E402
 from hardware.keyboard_source import KeyboardSource  # noqa: E402
 from hardware.scan import Scan  # noqa: E402
 from tests.support.keyboard_wedge import FakeInputDevice, Typist  # noqa: E402
+from tests.support.polling import wait_for  # noqa: E402
 
 SAMPLES = Path(__file__).resolve().parents[2] / "appliance" / "samples"
 AAMVA = (SAMPLES / "licence-ca.txt").read_bytes()
-
-
-def wait_for(predicate, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting for the source")
-        time.sleep(0.01)
 
 
 class Plug:

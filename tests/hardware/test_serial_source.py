@@ -19,20 +19,13 @@ pytest.importorskip("serial")
 from hardware.framing import Framing  # noqa: E402
 from hardware.scan import Scan  # noqa: E402
 from hardware.serial_source import SerialSource, port_identity  # noqa: E402
+from tests.support.polling import wait_for  # noqa: E402
 
 SAMPLES = Path(__file__).resolve().parents[2] / "appliance" / "samples"
 AAMVA = (SAMPLES / "licence-ca.txt").read_bytes()
 AAMVA_ON = (SAMPLES / "licence-on.txt").read_bytes()
 BCBP = (SAMPLES / "boarding-pass.txt").read_bytes()
 MRZ = (SAMPLES / "passport-td3.txt").read_bytes()
-
-
-def wait_for(predicate, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting for the source")
-        time.sleep(0.005)
 
 
 class Pty:
